@@ -1,0 +1,1 @@
+"""CUDA C sources of snnres kernels, installed as the package data snnres._kernels."""
