@@ -1,0 +1,59 @@
+"""The autograd glue shared by the fused backends (numba on the CPU, CuPy on the GPU).
+
+A fused backend provides ``forward(x [T, N], v0 [K, N], tau, params) -> (spikes [T, N],
+v_last [K, N])`` and ``backward(x, v0, grad_spikes, grad_v_last | None, tau, params, need_tau)
+-> (grad_x, grad_v0, grad_tau | None)``. The forward saves only ``x`` and ``v0`` (one tensor of
+the input's size); the backward kernel recomputes the membrane potentials from them, which
+costs the same memory traffic as reading a stored ``H`` and keeps training memory at one copy
+per neuron layer.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import torch
+
+
+class FusedNeuronFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x2d, v0, tau_tensor, kernels: ModuleType, params, tau_value: float):
+        spikes, v_last = kernels.forward(x2d, v0, tau_value, params)
+        ctx.save_for_backward(x2d, v0)
+        ctx.kernels, ctx.params, ctx.tau_value = kernels, params, tau_value
+        ctx.tau_like = tau_tensor.detach() if tau_tensor is not None else None
+        return spikes, v_last
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v_last):
+        x2d, v0 = ctx.saved_tensors
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(x2d)
+        need_tau = ctx.needs_input_grad[2]
+        grad_x, grad_v0, grad_tau = ctx.kernels.backward(
+            x2d, v0, grad_spikes.contiguous(),
+            None if grad_v_last is None else grad_v_last.contiguous(),
+            ctx.tau_value, ctx.params, need_tau,
+        )
+        if need_tau:
+            grad_tau = torch.full_like(ctx.tau_like, float(grad_tau))
+        return grad_x, grad_v0 if ctx.needs_input_grad[1] else None, grad_tau, None, None, None
+
+
+def run_fused(kernels: ModuleType, x_seq: torch.Tensor, v: torch.Tensor, tau, params,
+              compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flatten to ``[T, N]`` (a copy only if ``x_seq`` is not contiguous), run, restore shapes.
+
+    ``compute_dtype``: the kernels run in this dtype when the input's is not supported
+    (the result is cast back, and autograd casts the gradient).
+    """
+    dtype = x_seq.dtype
+    if compute_dtype is not None and dtype != compute_dtype:
+        x_seq, v = x_seq.to(compute_dtype), v.to(compute_dtype)
+    x2d = x_seq.reshape(x_seq.shape[0], -1).contiguous()
+    v2d = v.reshape(v.shape[0], -1).contiguous()
+    tau_tensor = tau if isinstance(tau, torch.Tensor) else None
+    tau_value = float(tau.detach()) if tau_tensor is not None else float(tau)
+    spikes, v_last = FusedNeuronFunction.apply(x2d, v2d, tau_tensor, kernels, params, tau_value)
+    spikes, v_last = spikes.reshape(x_seq.shape), v_last.reshape(v.shape)
+    return spikes.to(dtype), v_last.to(dtype)
