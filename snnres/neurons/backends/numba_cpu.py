@@ -61,17 +61,27 @@ if nb is not None:
         return p * p
 
     @nb.njit(inline="always", cache=True)
-    def _surrogate_grad(d, sid, alpha, half_width):
-        """``g'(d)`` in float64 for surrogate id ``sid`` (ids and formulas: ``surrogate.py``)."""
+    def _fill_surrogate(h_row, th, sid, alpha, half_width, out):
+        """``out[i] = g'(h_row[i] - th)`` in float64; one branch-free loop per surrogate id."""
         if sid == 0:
-            e = _exp_neg(abs(alpha * d))
-            return alpha * e / ((1.0 + e) * (1.0 + e))
-        if sid == 1:
-            z = d * (1.5707963267948966 * alpha)
-            return (0.5 * alpha) / (1.0 + z * z)
-        if sid == 2:
-            return max(0.0, alpha - alpha * alpha * abs(d))
-        return alpha if abs(d) < half_width else 0.0
+            for i in range(out.shape[0]):
+                e = _exp_neg(abs(alpha * np.float64(h_row[i] - th)))
+                out[i] = alpha * e / ((1.0 + e) * (1.0 + e))
+        elif sid == 1:
+            for i in range(out.shape[0]):
+                z = np.float64(h_row[i] - th) * (1.5707963267948966 * alpha)
+                out[i] = (0.5 * alpha) / (1.0 + z * z)
+        elif sid == 2:
+            for i in range(out.shape[0]):
+                out[i] = max(0.0, alpha - alpha * alpha * abs(np.float64(h_row[i] - th)))
+        else:
+            for i in range(out.shape[0]):
+                out[i] = alpha if abs(h_row[i] - th) < half_width else 0.0
+
+    @nb.njit(inline="always", cache=True)
+    def _charge(v, x, tau, vr, decay_input):
+        """``H[t]`` from ``V[t-1]`` and ``X[t]``, in the reference's operation order."""
+        return v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
 
     @nb.njit(inline="always", cache=True)
     def _reset(h, s, th, vr, one, hard):
@@ -86,92 +96,98 @@ if nb is not None:
         for b in nb.prange((N + BLOCK - 1) // BLOCK):
             lo = b * BLOCK
             n = min(BLOCK, N - lo)
-            v = np.empty_like(v0[0, lo:lo + n])
             for k in range(thresholds.shape[0]):
                 th = thresholds[k]
-                for i in range(n):
-                    v[i] = v0[k, lo + i]
+                v = v0[k, lo:lo + n].copy()
                 for t in range(T):
+                    # Row views: indexing them with the loop counter lets LLVM vectorise.
+                    xt = x[t, lo:lo + n]
+                    st = spikes[t, lo:lo + n]
                     for i in range(n):
                         vi = v[i]
-                        xi = x[t, lo + i]
-                        if decay_input:
-                            h = vi + (xi - (vi - vr)) / tau
-                        else:
-                            h = vi - (vi - vr) / tau + xi
+                        h = _charge(vi, xt[i], tau, vr, decay_input)
                         s = one if h >= th else zero
                         v[i] = _reset(h, s, th, vr, one, hard)
                         if k == 0:
-                            spikes[t, lo + i] = s
+                            st[i] = s
                         else:
-                            spikes[t, lo + i] += s
-                for i in range(n):
-                    v_last[k, lo + i] = v[i]
+                            st[i] += s
+                v_last[k, lo:lo + n] = v
 
     @nb.njit(parallel=True, cache=True)
     def _backward_kernel(x, v0, grad_s, grad_vl, has_grad_vl, thresholds, consts, hard, decay_input,
                          detach, sid, alpha, need_tau, grad_x, grad_v0, grad_tau_blocks):
-        """consts = [tau, v_rest, one, zero, rectangle half-width] in the dtype of ``x``."""
+        """consts = [tau, v_rest, one, zero, rectangle half-width] in the dtype of ``x``.
+
+        Back in time: ``gH = gS g'(H - th) + gV dV/dH``, ``gX = gH dH/dX``, ``gV <- gH (1 - 1/tau)``.
+        """
         T, N = x.shape
         tau, vr, one, zero, half_width = consts[0], consts[1], consts[2], consts[3], consts[4]
         tau64 = np.float64(tau)
+        vr64 = np.float64(vr)
         inv_tau2 = 1.0 / (tau64 * tau64)
         keep = 0.0 if detach else 1.0
         for b in nb.prange((N + BLOCK - 1) // BLOCK):
             lo = b * BLOCK
             n = min(BLOCK, N - lo)
             h_buf = np.empty((T, n), dtype=x.dtype)
-            v = np.empty_like(v0[0, lo:lo + n])
-            gv = np.zeros(n, dtype=np.float64)
+            gv = np.empty(n, dtype=np.float64)
+            sg = np.empty(n, dtype=np.float64)
+            gh = np.empty(n, dtype=np.float64)
             tau_sum = 0.0
             for k in range(thresholds.shape[0]):
                 th = thresholds[k]
                 th64 = np.float64(th)
-                for i in range(n):  # recompute this level's H (same ops as the forward)
-                    v[i] = v0[k, lo + i]
-                for t in range(T):
+                v0k = v0[k, lo:lo + n]
+                v = v0k.copy()
+                for t in range(T):  # recompute this level's H (same ops as the forward)
+                    xt = x[t, lo:lo + n]
+                    ht = h_buf[t]
                     for i in range(n):
-                        vi = v[i]
-                        xi = x[t, lo + i]
-                        if decay_input:
-                            h = vi + (xi - (vi - vr)) / tau
-                        else:
-                            h = vi - (vi - vr) / tau + xi
-                        h_buf[t, i] = h
+                        h = _charge(v[i], xt[i], tau, vr, decay_input)
+                        ht[i] = h
                         v[i] = _reset(h, one if h >= th else zero, th, vr, one, hard)
-                for i in range(n):
-                    gv[i] = grad_vl[k, lo + i] if has_grad_vl else 0.0
-                for t in range(T - 1, -1, -1):
+                if has_grad_vl:
+                    gvk = grad_vl[k, lo:lo + n]
                     for i in range(n):
-                        h = h_buf[t, i]
-                        d = np.float64(h - th)
-                        sg = _surrogate_grad(d, sid, alpha, half_width)
-                        h64 = np.float64(h)
-                        fired = 1.0 if h >= th else 0.0
+                        gv[i] = gvk[i]
+                else:
+                    gv[:] = 0.0
+                for t in range(T - 1, -1, -1):
+                    ht = h_buf[t]
+                    gst = grad_s[t, lo:lo + n]
+                    gxt = grad_x[t, lo:lo + n]
+                    _fill_surrogate(ht, th, sid, alpha, half_width, sg)
+                    for i in range(n):
+                        h = ht[i]
                         if hard:
-                            dv_dh = (1.0 - fired) + keep * (np.float64(vr) - h64) * sg
+                            fired = 1.0 if h >= th else 0.0
+                            dv_dh = (1.0 - fired) + keep * (vr64 - np.float64(h)) * sg[i]
                         else:
-                            dv_dh = 1.0 - keep * th64 * sg
-                        gh = np.float64(grad_s[t, lo + i]) * sg + gv[i] * dv_dh
-                        gx = gh / tau64 if decay_input else gh
+                            dv_dh = 1.0 - keep * th64 * sg[i]
+                        g = np.float64(gst[i]) * sg[i] + gv[i] * dv_dh
+                        gh[i] = g
+                        gx = g / tau64 if decay_input else g
                         if k == 0:
-                            grad_x[t, lo + i] = gx
+                            gxt[i] = gx
                         else:
-                            grad_x[t, lo + i] += gx
-                        if need_tau:
+                            gxt[i] += gx
+                        gv[i] = g - g / tau64
+                    if need_tau:  # dH/dtau needs V[t-1]: the start state or the reset of H[t-1]
+                        xt = x[t, lo:lo + n]
+                        for i in range(n):
                             if t == 0:
-                                v_prev = np.float64(v0[k, lo + i])
+                                v_prev = np.float64(v0k[i])
                             else:
                                 hp = h_buf[t - 1, i]
-                                sp = one if hp >= th else zero
-                                v_prev = np.float64(_reset(hp, sp, th, vr, one, hard))
+                                v_prev = np.float64(_reset(hp, one if hp >= th else zero, th, vr, one, hard))
                             if decay_input:
-                                tau_sum -= gh * (np.float64(x[t, lo + i]) - (v_prev - np.float64(vr))) * inv_tau2
+                                tau_sum -= gh[i] * (np.float64(xt[i]) - (v_prev - vr64)) * inv_tau2
                             else:
-                                tau_sum += gh * (v_prev - np.float64(vr)) * inv_tau2
-                        gv[i] = gh - gh / tau64
+                                tau_sum += gh[i] * (v_prev - vr64) * inv_tau2
+                gv0k = grad_v0[k, lo:lo + n]
                 for i in range(n):
-                    grad_v0[k, lo + i] = gv[i]
+                    gv0k[i] = gv[i]
             grad_tau_blocks[b] = tau_sum
 
 
