@@ -90,6 +90,17 @@ def _check_input(x_seq: torch.Tensor, check_finite: bool) -> None:
         raise ValueError("x_seq contains NaN or inf; check the layer feeding this neuron")
 
 
+def lif_state_as_levels(x_seq: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor | None:
+    """A LIF state ``[...]`` (one time step of ``x_seq``) as the one-level state ``[1, ...]``."""
+    if v is None:
+        return None
+    if isinstance(x_seq, torch.Tensor) and x_seq.ndim >= 1 and tuple(v.shape) != tuple(x_seq.shape[1:]):
+        raise ValueError(
+            f"state v must have shape {tuple(x_seq.shape[1:])} (one time step of x_seq), got {tuple(v.shape)}"
+        )
+    return v.unsqueeze(0)
+
+
 def run_neuron(
     x_seq: torch.Tensor,
     v: torch.Tensor | None,
@@ -134,9 +145,7 @@ def lif(
     Returns ``(spikes [T, ...], v_last [...])``; ``v_last`` is the state to pass to the next chunk.
     """
     params = NeuronParams((float(v_threshold),), v_reset, decay_input, detach_reset, surrogate, alpha)
-    spikes, v_last = run_neuron(
-        x_seq, None if v is None else v.unsqueeze(0), tau, params, backend, check_finite
-    )
+    spikes, v_last = run_neuron(x_seq, lif_state_as_levels(x_seq, v), tau, params, backend, check_finite)
     return spikes, v_last[0]
 
 

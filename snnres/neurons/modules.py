@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .functional import NeuronParams, mlf_thresholds, run_neuron
+from .functional import NeuronParams, lif_state_as_levels, mlf_thresholds, run_neuron
 
 
 class _SpikingNeuron(nn.Module):
@@ -85,7 +85,7 @@ class LIF(_SpikingNeuron):
 
     def run(self, x_seq: torch.Tensor, v: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(spikes, v_last)`` with the LIF state shaped like one time step of ``x_seq``."""
-        spikes, v_last = super().run(x_seq, None if v is None else v.unsqueeze(0))
+        spikes, v_last = super().run(x_seq, lif_state_as_levels(x_seq, v))
         return spikes, v_last[0]
 
 

@@ -30,6 +30,8 @@ def backend_module(name: str) -> ModuleType:
 def unavailable_reason(name: str, device: torch.device | str = "cpu") -> str | None:
     """None if backend ``name`` can run on ``device``, else why not and what to do."""
     device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "PyTorch sees no CUDA device here"
     module = backend_module(name)
     reason = module.available()
     if reason is not None:
