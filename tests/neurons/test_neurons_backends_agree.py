@@ -26,8 +26,10 @@ def assert_backends_agree(fn, x, v=None, rtol=1e-5, **kw):
     assert torch.equal(s, s_ref), "spikes differ"
     assert torch.equal(v_last, v_ref), "final states differ"
     for g, g_ref in zip(grads, grads_ref):
-        scale = g_ref.abs().max().clamp_min(1e-12)
-        assert ((g - g_ref).abs().max() / scale).item() <= rtol
+        # fp32 tolerance: relative 1e-5, plus an absolute floor for gradients that are small by
+        # cancellation (numba accumulates in float64, the reference in float32).
+        scale = max(1.0, g_ref.abs().max().item())
+        torch.testing.assert_close(g, g_ref, rtol=rtol, atol=rtol * 0.1 * scale)
 
 
 options = st.fixed_dictionaries({
@@ -41,7 +43,7 @@ options = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(opts=options, T=st.integers(1, 9), n=st.integers(1, 300), seed=st.integers(0, 2**16),
        with_state=st.booleans())
 def test_lif_numba_equals_torch(opts, T, n, seed, with_state):
@@ -51,7 +53,7 @@ def test_lif_numba_equals_torch(opts, T, n, seed, with_state):
     assert_backends_agree(lif, x, v, **opts)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(opts=options, levels=st.integers(1, 4), T=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_mlf_numba_equals_torch(opts, levels, T, seed):
     gen = torch.Generator().manual_seed(seed)
