@@ -1,0 +1,180 @@
+"""How fast is one multi-step LIF layer, forward and forward+backward, against its peers?
+
+Times a ``[T=8, N=2^20]`` fp32 LIF (sigmoid surrogate, hard reset, SpikingJelly's default neuron)
+for each snnres backend, SpikingJelly 2.0 and Norse in the same process, plus a memory copy of
+the same bytes as the bandwidth ceiling, and counts the bytes each keeps for the backward
+(``torch.autograd.graph.saved_tensors_hooks``). Prints a table, writes JSON.
+
+    python benchmarks/lif.py [--device cpu|cuda] [--T 8] [--log2-neurons 20] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from snnres.functional import lif
+from snnres.neurons.backends import unavailable_reason
+
+
+def machine(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+
+
+def timed_ms(fn: Callable[[], object], device: str, repeats: int) -> float:
+    """Median wall time of ``fn`` in ms after two warm-up calls (the first compiles kernels)."""
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+    fn(), fn()
+    sync()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples)
+
+
+def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
+    """Bytes of the distinct tensors autograd keeps between forward and backward."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        if t.numel() > 1:
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def peers(T: int, device: str) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """name -> function from x [T, N] to spikes [T, N], each starting from rest."""
+    runs: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    for backend in ("torch", "numba", "cupy"):
+        if unavailable_reason(backend, device) is None:
+            runs[f"snnres-{backend}"] = lambda x, b=backend: lif(x, backend=b)[0]
+    try:
+        from spikingjelly.activation_based import neuron as sj_neuron
+
+        node = sj_neuron.LIFNode(tau=2.0, step_mode="m")
+
+        def spikingjelly(x):
+            node.reset()
+            return node(x)
+        runs["spikingjelly-2.0"] = spikingjelly
+    except ImportError as error:
+        print(f"SpikingJelly not benchmarked: {error}")
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from norse.torch import LIFBoxCell, LIFBoxParameters
+        # Norse's leaky membrane without synaptic current, tau_mem 1/dt = 2 steps, threshold 1.
+        cell = LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(500.0), v_th=torch.tensor(1.0)), dt=1e-3)
+
+        def norse(x):
+            state, out = None, []
+            for xt in x:
+                z, state = cell(xt, state)
+                out.append(z)
+            return torch.stack(out)
+        runs["norse-1.1"] = norse
+    except ImportError as error:
+        print(f"Norse not benchmarked: {error}")
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--T", type=int, default=8)
+    parser.add_argument("--log2-neurons", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    device, T, N = args.device, args.T, 2 ** args.log2_neurons
+    x = torch.randn(T, N, device=device) + 0.5
+    grad = torch.randn_like(x)
+    nbytes = x.numel() * x.element_size()
+
+    y = torch.empty_like(x)
+    copy_alloc_ms = timed_ms(lambda: x.clone(), device, args.repeats)
+    copy_ms = timed_ms(lambda: y.copy_(x), device, args.repeats)
+    # Bandwidth ceiling: a copy into an existing buffer moves 2 passes of the input's bytes.
+    # Least traffic: forward reads x, writes spikes (2 passes); backward reads x and grad, writes grad_x (3).
+    ceiling_fwd_ms = copy_ms
+    ceiling_fb_ms = copy_ms * 5 / 2
+
+    rows = []
+    for name, run in peers(T, device).items():
+        def forward():
+            with torch.no_grad():
+                return run(x)
+
+        xg = x.clone().requires_grad_()
+
+        def forward_backward():
+            xg.grad = None
+            run(xg).backward(grad)
+
+        rows.append({
+            "name": name,
+            "forward_ms": timed_ms(forward, device, args.repeats),
+            "forward_backward_ms": timed_ms(forward_backward, device, args.repeats),
+            "saved_bytes_per_input_byte": saved_bytes(lambda: run(xg)) / nbytes,
+        })
+    by_name = {r["name"]: r for r in rows}
+    ours = by_name.get("snnres-cupy") or by_name.get("snnres-numba") or by_name["snnres-torch"]
+    for r in rows:
+        r["forward_vs_ceiling"] = ceiling_fwd_ms / r["forward_ms"]
+        r["forward_backward_vs_ceiling"] = ceiling_fb_ms / r["forward_backward_ms"]
+        r["ours_speedup_forward"] = r["forward_ms"] / ours["forward_ms"]
+        r["ours_speedup_forward_backward"] = r["forward_backward_ms"] / ours["forward_backward_ms"]
+
+    result = {
+        "benchmark": "lif", "device": device, "machine": machine(device), "T": T, "neurons": N,
+        "dtype": "float32", "torch": torch.__version__, "ours": ours["name"],
+        "copy_with_alloc_ms": copy_alloc_ms, "copy_preallocated_ms": copy_ms,
+        "copy_bandwidth_gb_s": 2 * nbytes / copy_ms / 1e6, "rows": rows,
+    }
+    print(f"LIF [T={T}, N=2^{args.log2_neurons}] fp32 on {result['machine']}")
+    print(f"memory copy of the input: {copy_alloc_ms:.2f} ms allocating, {copy_ms:.2f} ms into a buffer")
+    header = f"{'':18s} {'fwd ms':>8s} {'fwd+bwd ms':>11s} {'ours faster fwd':>16s} {'fwd+bwd':>8s} {'fwd/ceil':>9s} {'f+b/ceil':>9s} {'saved/input':>12s}"
+    print(header)
+    for r in rows:
+        print(f"{r['name']:18s} {r['forward_ms']:8.2f} {r['forward_backward_ms']:11.2f} "
+              f"{r['ours_speedup_forward']:15.2f}x {r['ours_speedup_forward_backward']:7.2f}x "
+              f"{r['forward_vs_ceiling']:9.2f} {r['forward_backward_vs_ceiling']:9.2f} "
+              f"{r['saved_bytes_per_input_byte']:12.2f}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"lif-{device}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
