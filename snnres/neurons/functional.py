@@ -112,12 +112,13 @@ def run_neuron(
     """Run ``params.levels`` levels over ``x_seq [T, ...]``; state ``v`` is ``[levels, ...]``.
 
     Returns the summed spikes ``[T, ...]`` (dtype of ``x_seq``) and the last state ``[levels, ...]``.
+    A backend's ``run`` gets ``v=None`` for the resting state.
     """
     _check_input(x_seq, check_finite)
     _check_tau(tau)
     state_shape = (params.levels, *x_seq.shape[1:])
     if v is None:
-        v = torch.full(state_shape, params.rest, dtype=x_seq.dtype, device=x_seq.device)
+        pass  # the backend starts from rest without materialising (or saving) a state tensor
     elif tuple(v.shape) != state_shape:
         raise ValueError(f"state v must have shape {state_shape}, got {tuple(v.shape)}")
     else:

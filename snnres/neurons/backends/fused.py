@@ -16,10 +16,19 @@ import torch
 
 
 class FusedNeuronFunction(torch.autograd.Function):
+    """``(x [T, N], v0 [K, N] | None, tau tensor | None) -> (spikes [T, N], v_last [K, N])``.
+
+    Saved for the backward: ``x``, plus ``v0`` only when the caller passed a state (a start at
+    rest is rebuilt from ``params.rest``).
+    """
+
     @staticmethod
     def forward(ctx, x2d, v0, tau_tensor, kernels: ModuleType, params, tau_value: float):
+        at_rest = v0 is None
+        if at_rest:
+            v0 = _rest_state(x2d, params)
         spikes, v_last = kernels.forward(x2d, v0, tau_value, params)
-        ctx.save_for_backward(x2d, v0)
+        ctx.save_for_backward(x2d, None if at_rest else v0)
         ctx.kernels, ctx.params, ctx.tau_value = kernels, params, tau_value
         ctx.tau_like = tau_tensor.detach() if tau_tensor is not None else None
         return spikes, v_last
@@ -27,6 +36,8 @@ class FusedNeuronFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_last):
         x2d, v0 = ctx.saved_tensors
+        if v0 is None:
+            v0 = _rest_state(x2d, ctx.params)
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(x2d)
         need_tau = ctx.needs_input_grad[2]
@@ -40,7 +51,11 @@ class FusedNeuronFunction(torch.autograd.Function):
         return grad_x, grad_v0 if ctx.needs_input_grad[1] else None, grad_tau, None, None, None
 
 
-def run_fused(kernels: ModuleType, x_seq: torch.Tensor, v: torch.Tensor, tau, params,
+def _rest_state(x2d: torch.Tensor, params) -> torch.Tensor:
+    return torch.full((params.levels, x2d.shape[1]), params.rest, dtype=x2d.dtype, device=x2d.device)
+
+
+def run_fused(kernels: ModuleType, x_seq: torch.Tensor, v: torch.Tensor | None, tau, params,
               compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Flatten to ``[T, N]`` (a copy only if ``x_seq`` is not contiguous), run, restore shapes.
 
@@ -49,11 +64,13 @@ def run_fused(kernels: ModuleType, x_seq: torch.Tensor, v: torch.Tensor, tau, pa
     """
     dtype = x_seq.dtype
     if compute_dtype is not None and dtype != compute_dtype:
-        x_seq, v = x_seq.to(compute_dtype), v.to(compute_dtype)
+        x_seq = x_seq.to(compute_dtype)
+        v = None if v is None else v.to(compute_dtype)
     x2d = x_seq.reshape(x_seq.shape[0], -1).contiguous()
-    v2d = v.reshape(v.shape[0], -1).contiguous()
+    v2d = None if v is None else v.reshape(v.shape[0], -1).contiguous()
     tau_tensor = tau if isinstance(tau, torch.Tensor) else None
     tau_value = float(tau.detach()) if tau_tensor is not None else float(tau)
     spikes, v_last = FusedNeuronFunction.apply(x2d, v2d, tau_tensor, kernels, params, tau_value)
-    spikes, v_last = spikes.reshape(x_seq.shape), v_last.reshape(v.shape)
+    spikes = spikes.reshape(x_seq.shape)
+    v_last = v_last.reshape(params.levels, *x_seq.shape[1:])
     return spikes.to(dtype), v_last.to(dtype)

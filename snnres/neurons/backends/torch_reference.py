@@ -25,7 +25,9 @@ def reset(h, s, v_threshold: float, v_reset: float | None):
     return s * v_reset + (1.0 - s) * h
 
 
-def run(x_seq: torch.Tensor, v: torch.Tensor, tau, params) -> tuple[torch.Tensor, torch.Tensor]:
+def run(x_seq: torch.Tensor, v: torch.Tensor | None, tau, params) -> tuple[torch.Tensor, torch.Tensor]:
+    if v is None:
+        v = torch.full((params.levels, *x_seq.shape[1:]), params.rest, dtype=x_seq.dtype, device=x_seq.device)
     levels = list(v.unbind(0))
     spikes = []
     for x in x_seq:
