@@ -4,13 +4,16 @@ Neurons are processed in blocks of ``BLOCK`` (parallel over blocks with ``prange
 block the loop over neurons is innermost and contiguous, so LLVM vectorises it. The forward
 repeats the reference's float operations in the input's dtype, in the same order, so spikes are
 bit-identical to the torch backend. The backward recomputes ``H`` for the block from the saved
-input (it stays in cache), then runs back in time in float64. The sigmoid surrogate uses a
-polynomial ``exp`` (``_exp_neg``), because libm's ``exp`` is a scalar call that stops
-vectorisation and would bind the backward.
+input (it stays in cache), then runs back in time, also in the input's dtype (fp32 lanes are twice
+as many as fp64's; the tau gradient is summed in float64). Python float literals would promote
+numba's arithmetic to float64, so every constant comes in a typed array (``_constants``). The
+sigmoid surrogate uses a polynomial ``exp`` (``_exp_neg``), because libm's ``exp`` is a scalar
+call that stops vectorisation and would bind the backward.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -35,25 +38,22 @@ def available() -> str | None:
 
 if nb is not None:
 
-    @nb.njit(inline="always", cache=True)
-    def _exp_neg(a):
-        """``exp(-a)`` for ``a >= 0`` in float64 with mul/add only: Taylor on ``a/32``, squared 5 times.
+    # Indices into the typed constants array built by ``_constants``.
+    TAU, V_REST, ONE, ZERO, HALF_WIDTH, INV_TAU, ALPHA, ALPHA_SQ, ATAN_SCALE, HALF_ALPHA, KEEP, \
+        EXP_CLAMP, EXP_SCALE, POLY = range(14)
+    POLY_DEGREE = 10
 
-        Relative error < 1e-7 on [0, 20]; ``a`` is clamped at 20, where the sigmoid surrogate's
-        derivative (``~ alpha * exp(-a)``) is already below 2e-9 of ``alpha``.
+    @nb.njit(inline="always", cache=True)
+    def _exp_neg(a, c):
+        """``exp(-a)`` for ``a >= 0`` with mul/add only: Taylor on ``a/32``, squared 5 times.
+
+        Relative error about 1e-7 in float64 and 2e-6 in float32 on [0, 20]; ``a`` is clamped at
+        20, where the sigmoid surrogate's derivative (``~ alpha * exp(-a)``) is below 2e-9 alpha.
         """
-        r = -min(a, 20.0) * 0.03125
-        p = 1.0 / 3628800.0  # Horner over 1/k!, k = 10..0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
+        r = -min(a, c[EXP_CLAMP]) * c[EXP_SCALE]
+        p = c[POLY]
+        for j in range(1, POLY_DEGREE + 1):  # Horner over 1/k!, k = 10..0
+            p = p * r + c[POLY + j]
         p = p * p
         p = p * p
         p = p * p
@@ -61,22 +61,23 @@ if nb is not None:
         return p * p
 
     @nb.njit(inline="always", cache=True)
-    def _fill_surrogate(h_row, th, sid, alpha, half_width, out):
-        """``out[i] = g'(h_row[i] - th)`` in float64; one branch-free loop per surrogate id."""
+    def _fill_surrogate(h_row, th, sid, c, out):
+        """``out[i] = g'(h_row[i] - th)``; one branch-free loop per surrogate id."""
+        one, alpha = c[ONE], c[ALPHA]
         if sid == 0:
             for i in range(out.shape[0]):
-                e = _exp_neg(abs(alpha * np.float64(h_row[i] - th)))
-                out[i] = alpha * e / ((1.0 + e) * (1.0 + e))
+                e = _exp_neg(abs(alpha * (h_row[i] - th)), c)
+                out[i] = alpha * e / ((one + e) * (one + e))
         elif sid == 1:
             for i in range(out.shape[0]):
-                z = np.float64(h_row[i] - th) * (1.5707963267948966 * alpha)
-                out[i] = (0.5 * alpha) / (1.0 + z * z)
+                z = (h_row[i] - th) * c[ATAN_SCALE]
+                out[i] = c[HALF_ALPHA] / (one + z * z)
         elif sid == 2:
             for i in range(out.shape[0]):
-                out[i] = max(0.0, alpha - alpha * alpha * abs(np.float64(h_row[i] - th)))
+                out[i] = max(c[ZERO], alpha - c[ALPHA_SQ] * abs(h_row[i] - th))
         else:
             for i in range(out.shape[0]):
-                out[i] = alpha if abs(h_row[i] - th) < half_width else 0.0
+                out[i] = alpha if abs(h_row[i] - th) < c[HALF_WIDTH] else c[ZERO]
 
     @nb.njit(inline="always", cache=True)
     def _charge(v, x, tau, vr, decay_input):
@@ -89,10 +90,9 @@ if nb is not None:
         return s * vr + (one - s) * h if hard else h - s * th
 
     @nb.njit(parallel=True, cache=True)
-    def _forward_kernel(x, v0, spikes, v_last, thresholds, consts, hard, decay_input):
-        """consts = [tau, v_rest, one, zero] in the dtype of ``x``."""
+    def _forward_kernel(x, v0, spikes, v_last, thresholds, c, hard, decay_input):
         T, N = x.shape
-        tau, vr, one, zero = consts[0], consts[1], consts[2], consts[3]
+        tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
         for b in nb.prange((N + BLOCK - 1) // BLOCK):
             lo = b * BLOCK
             n = min(BLOCK, N - lo)
@@ -115,29 +115,23 @@ if nb is not None:
                 v_last[k, lo:lo + n] = v
 
     @nb.njit(parallel=True, cache=True)
-    def _backward_kernel(x, v0, grad_s, grad_vl, has_grad_vl, thresholds, consts, hard, decay_input,
-                         detach, sid, alpha, need_tau, grad_x, grad_v0, grad_tau_blocks):
-        """consts = [tau, v_rest, one, zero, rectangle half-width] in the dtype of ``x``.
-
-        Back in time: ``gH = gS g'(H - th) + gV dV/dH``, ``gX = gH dH/dX``, ``gV <- gH (1 - 1/tau)``.
-        """
+    def _backward_kernel(x, v0, grad_s, grad_vl, has_grad_vl, thresholds, c, hard, decay_input, sid,
+                         need_tau, grad_x, grad_v0, grad_tau_blocks):
+        """Back in time: ``gH = gS g'(H - th) + gV dV/dH``, ``gX = gH dH/dX``, ``gV <- gH (1 - 1/tau)``."""
         T, N = x.shape
-        tau, vr, one, zero, half_width = consts[0], consts[1], consts[2], consts[3], consts[4]
-        inv_tau64 = 1.0 / np.float64(tau)  # gradients need no bit-exactness: multiply, not divide
-        vr64 = np.float64(vr)
-        inv_tau2 = inv_tau64 * inv_tau64
-        keep = 0.0 if detach else 1.0
+        tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
+        inv_tau, keep = c[INV_TAU], c[KEEP]
+        inv_tau2 = np.float64(inv_tau) * np.float64(inv_tau)
         for b in nb.prange((N + BLOCK - 1) // BLOCK):
             lo = b * BLOCK
             n = min(BLOCK, N - lo)
             h_buf = np.empty((T, n), dtype=x.dtype)
-            gv = np.empty(n, dtype=np.float64)
-            sg = np.empty(n, dtype=np.float64)
-            gh = np.empty(n, dtype=np.float64)
+            gv = np.empty(n, dtype=x.dtype)
+            sg = np.empty(n, dtype=x.dtype)
+            gh = np.empty(n, dtype=x.dtype)
             tau_sum = 0.0
             for k in range(thresholds.shape[0]):
                 th = thresholds[k]
-                th64 = np.float64(th)
                 v0k = v0[k, lo:lo + n]
                 v = v0k.copy()
                 for t in range(T):  # recompute this level's H (same ops as the forward)
@@ -148,31 +142,28 @@ if nb is not None:
                         ht[i] = h
                         v[i] = _reset(h, one if h >= th else zero, th, vr, one, hard)
                 if has_grad_vl:
-                    gvk = grad_vl[k, lo:lo + n]
-                    for i in range(n):
-                        gv[i] = gvk[i]
+                    gv[:] = grad_vl[k, lo:lo + n]
                 else:
-                    gv[:] = 0.0
+                    gv[:] = zero
                 for t in range(T - 1, -1, -1):
                     ht = h_buf[t]
                     gst = grad_s[t, lo:lo + n]
                     gxt = grad_x[t, lo:lo + n]
-                    _fill_surrogate(ht, th, sid, alpha, half_width, sg)
+                    _fill_surrogate(ht, th, sid, c, sg)
                     for i in range(n):
                         h = ht[i]
                         if hard:
-                            fired = 1.0 if h >= th else 0.0
-                            dv_dh = (1.0 - fired) + keep * (vr64 - np.float64(h)) * sg[i]
+                            dv_dh = (zero if h >= th else one) + keep * (vr - h) * sg[i]
                         else:
-                            dv_dh = 1.0 - keep * th64 * sg[i]
-                        g = np.float64(gst[i]) * sg[i] + gv[i] * dv_dh
+                            dv_dh = one - keep * th * sg[i]
+                        g = gst[i] * sg[i] + gv[i] * dv_dh
                         gh[i] = g
-                        gx = g * inv_tau64 if decay_input else g
+                        gx = g * inv_tau if decay_input else g
                         if k == 0:
                             gxt[i] = gx
                         else:
                             gxt[i] += gx
-                        gv[i] = g - g * inv_tau64
+                        gv[i] = g - g * inv_tau
                     if need_tau:  # dH/dtau needs V[t-1]: the start state or the reset of H[t-1]
                         xt = x[t, lo:lo + n]
                         for i in range(n):
@@ -182,20 +173,25 @@ if nb is not None:
                                 hp = h_buf[t - 1, i]
                                 v_prev = np.float64(_reset(hp, one if hp >= th else zero, th, vr, one, hard))
                             if decay_input:
-                                tau_sum -= gh[i] * (np.float64(xt[i]) - (v_prev - vr64)) * inv_tau2
+                                tau_sum -= np.float64(gh[i]) * (np.float64(xt[i]) - (v_prev - np.float64(vr))) * inv_tau2
                             else:
-                                tau_sum += gh[i] * (v_prev - vr64) * inv_tau2
-                gv0k = grad_v0[k, lo:lo + n]
-                for i in range(n):
-                    gv0k[i] = gv[i]
+                                tau_sum += np.float64(gh[i]) * (v_prev - np.float64(vr)) * inv_tau2
+                grad_v0[k, lo:lo + n] = gv
             grad_tau_blocks[b] = tau_sum
 
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-def _consts(x: torch.Tensor, tau: float, params, *extra: float) -> np.ndarray:
-    return np.array([tau, params.rest, 1.0, 0.0, *extra], dtype=_NUMPY_DTYPES[x.dtype])
+def _constants(dtype: torch.dtype, tau: float, params) -> np.ndarray:
+    """The typed constants the kernels index by name (TAU, V_REST, ...)."""
+    alpha = float(params.alpha)
+    values = [
+        tau, params.rest, 1.0, 0.0, 0.5 / alpha, 1.0 / tau, alpha, alpha * alpha, np.pi / 2 * alpha, alpha / 2,
+        0.0 if params.detach_reset else 1.0, 20.0, 1.0 / 32.0,
+        *[1.0 / math.factorial(k) for k in range(POLY_DEGREE, -1, -1)],
+    ]
+    return np.array(values, dtype=_NUMPY_DTYPES[dtype])
 
 
 def forward(x: torch.Tensor, v0: torch.Tensor, tau: float, params):
@@ -203,7 +199,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, tau: float, params):
     v_last = torch.empty_like(v0)
     thresholds = np.array(params.thresholds, dtype=_NUMPY_DTYPES[x.dtype])
     _forward_kernel(x.detach().numpy(), v0.detach().numpy(), spikes.numpy(), v_last.numpy(), thresholds,
-                    _consts(x, tau, params), params.v_reset is not None, params.decay_input)
+                    _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input)
     return spikes, v_last
 
 
@@ -212,21 +208,18 @@ def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool
 
     grad_x = torch.empty_like(x)
     grad_v0 = torch.empty_like(v0)
-    blocks = (x.shape[1] + BLOCK - 1) // BLOCK
-    grad_tau_blocks = np.zeros(max(blocks, 1), dtype=np.float64)
+    grad_tau_blocks = np.zeros(max((x.shape[1] + BLOCK - 1) // BLOCK, 1), dtype=np.float64)
     has_gvl = grad_v_last is not None
     gvl = grad_v_last.detach().numpy() if has_gvl else v0.detach().numpy()
     thresholds = np.array(params.thresholds, dtype=_NUMPY_DTYPES[x.dtype])
-    consts = _consts(x, tau, params, 0.5 / params.alpha)
     _backward_kernel(
         x.detach().numpy(), v0.detach().numpy(), grad_spikes.detach().numpy(), gvl, has_gvl, thresholds,
-        consts, params.v_reset is not None, params.decay_input, params.detach_reset,
-        surrogate_id(params.surrogate), float(params.alpha), need_tau, grad_x.numpy(), grad_v0.numpy(),
-        grad_tau_blocks,
+        _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input,
+        surrogate_id(params.surrogate), need_tau, grad_x.numpy(), grad_v0.numpy(), grad_tau_blocks,
     )
     return grad_x, grad_v0, float(grad_tau_blocks.sum()) if need_tau else None
 
 
-def run(x_seq: torch.Tensor, v: torch.Tensor, tau, params):
+def run(x_seq: torch.Tensor, v: torch.Tensor | None, tau, params):
     compute = None if x_seq.dtype in _NUMPY_DTYPES else torch.float32
     return run_fused(sys.modules[__name__], x_seq, v, tau, params, compute)
