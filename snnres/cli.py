@@ -47,6 +47,88 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_values(pairs: list[str] | None) -> dict:
+    """``["depth=12", "connect=ADD"]`` -> ``{"depth": 12, "connect": "ADD"}`` (values parsed as YAML)."""
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"expected KEY=VALUE, got {pair!r}")
+        out[key.replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+TRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a TrainConfig field
+    "--arch": (str, "architecture (snnres models lists them)"),
+    "--dataset": (str, "data set (default synthetic-dvs, built in)"),
+    "--data-dir": (str, "data root (default datasets/)"),
+    "--epochs": (int, "epochs"),
+    "--batch-size": (int, "global batch size (split over DDP processes)"),
+    "--T": (int, "time steps"),
+    "--lr": (float, "peak learning rate (cosine schedule)"),
+    "--optimizer": (str, "sgd or adamw"),
+    "--momentum": (float, "SGD momentum"),
+    "--weight-decay": (float, "weight decay (not on BatchNorm or biases)"),
+    "--label-smoothing": (float, "label smoothing"),
+    "--warmup-epochs": (float, "linear warm-up epochs"),
+    "--amp-dtype": (str, "bf16 or fp16 with --amp"),
+    "--workers": (int, "data loader workers"),
+    "--seed": (int, "random seed"),
+    "--out": (str, "run folder (config, logs, last.pt, best.pt)"),
+    "--resume": (str, "continue exactly from this last.pt"),
+    "--device": (str, "auto, cpu, cuda or cuda:N"),
+    "--max-steps-per-epoch": (int, "cap on steps per epoch (smoke runs)"),
+}
+TRAIN_SWITCHES = {"--amp": "mixed precision on CUDA", "--compile": "torch.compile the model",
+                  "--sync-bn": "SyncBatchNorm under DDP (CUDA)", "--download": "download the data set if missing"}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import CheckpointError, TrainingDiverged, build_config, train
+
+    overrides = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "model_arg", "dataset_arg")}
+    if args.model_arg:
+        overrides["model_kwargs"] = _key_values(args.model_arg)
+    if args.dataset_arg:
+        overrides["dataset_kwargs"] = _key_values(args.dataset_arg)
+    explicit = {k for k, v in overrides.items() if v is not None}
+    try:
+        cfg = build_config(overrides, args.config)
+        train(cfg, explicit)
+    except (CheckpointError, TrainingDiverged, ValueError, FileNotFoundError) as error:
+        print(f"snnres train: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader
+
+    from .data import make_dataset
+    from .train import CheckpointError, evaluate, load_checkpoint
+    from .train.run import resolve_device
+
+    try:
+        model, info = load_checkpoint(args.checkpoint)
+    except CheckpointError as error:
+        print(f"snnres eval: {error}", file=sys.stderr)
+        return 2
+    config = info.get("config") or {}
+    dataset = args.dataset or config.get("dataset", "synthetic-dvs")
+    T = args.T or info["model_args"]["T"]
+    data = make_dataset(dataset, root=args.data_dir or config.get("data_dir", "datasets"), train=False, T=T,
+                        **(config.get("dataset_kwargs") or {} if dataset == config.get("dataset") else {}))
+    device = resolve_device(args.device)
+    result = evaluate(model.to(device), DataLoader(data, args.batch_size), device, max_batches=args.max_batches)
+    print(f"{args.checkpoint} on {dataset} ({result.samples} samples): top-1 {result.top1:.4f}  "
+          f"top-5 {result.top5:.4f}  loss {result.loss:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnres", description="Deep residual spiking neural networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +139,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     sub.add_parser("backends", help="which neuron backends can run here, and why not").set_defaults(func=_backends)
     sub.add_parser("models", help="list the registered architectures").set_defaults(func=_models)
+
+    train = sub.add_parser("train", help="train a model (default: ms-resnet18 on synthetic-dvs, CPU-sized)")
+    train.add_argument("--config", help="YAML file of options; flags override it")
+    for flag, (kind, text) in TRAIN_FLAGS.items():
+        train.add_argument(flag, type=kind, default=None, help=text)
+    for flag, text in TRAIN_SWITCHES.items():
+        train.add_argument(flag, action="store_true", default=None, help=text)
+    train.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="extra create_model argument")
+    train.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE", help="extra make_dataset argument")
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="top-1/top-5 and loss of a checkpoint")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--dataset", help="default: the data set it was trained on")
+    ev.add_argument("--data-dir")
+    ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--T", type=int)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--max-batches", type=int)
+    ev.set_defaults(func=_eval)
     return parser
 
 

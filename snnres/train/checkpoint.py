@@ -1,0 +1,121 @@
+"""Checkpoints: one file per save, written atomically, loadable with ``weights_only=True``.
+
+A checkpoint is a dict: ``model`` (state dict), ``model_args`` (arch, num_classes, T,
+in_channels, kwargs: enough to rebuild the model), ``config``, and for training
+``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``rng``, ``metrics``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model asked for."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` via a temp file in the same folder, fsync, then rename.
+
+    A crash at any moment leaves either the old file or the new one, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"{path} is not a readable snnres checkpoint ({type(error).__name__}: {error}); "
+            "it may be truncated or from another program"
+        ) from None
+    if not isinstance(state, dict) or "model" not in state or "model_args" not in state:
+        raise CheckpointError(f"{path} is a torch file but not an snnres checkpoint (no model/model_args)")
+    return state
+
+
+def build_model(model_args: dict[str, Any]) -> torch.nn.Module:
+    from ..models import create_model
+
+    return create_model(model_args["arch"], num_classes=model_args["num_classes"], T=model_args["T"],
+                        in_channels=model_args["in_channels"], **model_args.get("kwargs", {}))
+
+
+def load_state_into(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str) -> None:
+    """``load_state_dict`` with an error that says the checkpoint is of another architecture."""
+    result = model.load_state_dict(state_dict, strict=False)
+    shape_errors = [
+        k for k, v in state_dict.items()
+        if k in model.state_dict() and tuple(model.state_dict()[k].shape) != tuple(v.shape)
+    ]
+    if result.missing_keys or result.unexpected_keys or shape_errors:
+        raise CheckpointError(
+            f"{source} does not fit {arch}: {len(result.missing_keys)} missing, "
+            f"{len(result.unexpected_keys)} unexpected, {len(shape_errors)} mis-shaped tensors "
+            f"(e.g. {(result.missing_keys + result.unexpected_keys + shape_errors)[:3]}); "
+            "it was saved from another architecture or other model arguments"
+        )
+
+
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint was saved from and load its weights: ``(model, info)``."""
+    state = read_checkpoint(path)
+    args = state["model_args"]
+    model = build_model(args)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit {args['arch']}: {error}") from None
+    info = {k: v for k, v in state.items() if k not in ("model", "optimizer", "scheduler", "scaler", "rng")}
+    return model, info
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random state a training step reads, in types ``weights_only`` loading accepts."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": list(random.getstate()[1]),
+        "python_gauss": random.getstate()[2],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    random.setstate((3, tuple(state["python"]), state["python_gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
