@@ -106,26 +106,74 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from torch.utils.data import DataLoader
-
-    from .data import make_dataset
-    from .train import CheckpointError, evaluate, load_checkpoint
+    from .train import CheckpointError, evaluate
     from .train.run import resolve_device
 
     try:
-        model, info = load_checkpoint(args.checkpoint)
+        model, info, dataset, loader = _checkpoint_loader(args)
     except CheckpointError as error:
         print(f"snnres eval: {error}", file=sys.stderr)
         return 2
-    config = info.get("config") or {}
-    dataset = args.dataset or config.get("dataset", "synthetic-dvs")
-    T = args.T or info["model_args"]["T"]
-    data = make_dataset(dataset, root=args.data_dir or config.get("data_dir", "datasets"), train=False, T=T,
-                        **(config.get("dataset_kwargs") or {} if dataset == config.get("dataset") else {}))
     device = resolve_device(args.device)
-    result = evaluate(model.to(device), DataLoader(data, args.batch_size), device, max_batches=args.max_batches)
+    result = evaluate(model.to(device), loader, device, max_batches=args.max_batches)
     print(f"{args.checkpoint} on {dataset} ({result.samples} samples): top-1 {result.top1:.4f}  "
           f"top-5 {result.top5:.4f}  loss {result.loss:.4f}")
+    return 0
+
+
+def _checkpoint_loader(args, train: bool = False):
+    """(model, info, loader) for the commands that run a checkpoint on a data set."""
+    from torch.utils.data import DataLoader
+
+    from .data import make_dataset
+    from .train import load_checkpoint
+
+    model, info = load_checkpoint(args.checkpoint)
+    config = info.get("config") or {}
+    dataset = args.dataset or config.get("dataset", "synthetic-dvs")
+    extra = (config.get("dataset_kwargs") or {}) if dataset == config.get("dataset") else {}
+    data = make_dataset(dataset, root=args.data_dir or config.get("data_dir", "datasets"), train=train,
+                        T=args.T or info["model_args"]["T"], **extra)
+    return model, info, dataset, DataLoader(data, args.batch_size)
+
+
+def _energy_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .energy import energy_model, energy_report
+    from .train import CheckpointError
+    from .train.run import resolve_device
+
+    try:
+        model, info, dataset, loader = _checkpoint_loader(args)
+    except CheckpointError as error:
+        print(f"snnres energy-report: {error}", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    report = energy_report(model.to(device), loader, args.max_batches,
+                           energy_model(args.preset, args.e_ac, args.e_mac), device)
+    console = Console()
+    table = Table("layer", "kind", "neurons", "spikes/neuron", "firing rate", "SOPs", "MACs",
+                  title=f"{info['model_args']['arch']} on {dataset}, {report.samples} samples, per sample")
+    for r in report.layers:
+        table.add_row(r["name"], r["kind"], str(r["neurons"] or ""),
+                      "" if r["spikes_per_neuron"] is None else f"{r['spikes_per_neuron']:.3f}",
+                      "" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}",
+                      f"{r['sops']:.3g}" if r["sops"] else "", f"{r['macs']:.3g}" if r["macs"] else "")
+    console.print(table)
+    t = report.total
+    spn = "-" if t["spikes_per_neuron"] is None else f"{t['spikes_per_neuron']:.3f}"
+    ratio = "-" if t["ann_over_snn"] is None else f"{t['ann_over_snn']:.2f}x"
+    console.print(f"spikes per neuron {spn} | SOPs {t['sops']:.4g} | MACs {t['macs']:.4g} | "
+                  f"SNN {t['energy_pj'] / 1e6:.4g} uJ vs ANN {t['ann_energy_pj'] / 1e6:.4g} uJ ({ratio}) | "
+                  f"E_AC {report.energy.e_ac_pj} pJ, E_MAC {report.energy.e_mac_pj} pJ", markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
+    if args.json:
+        console.print(f"wrote {report.to_json(args.json)}", markup=False)
+    if args.plot:
+        console.print(f"wrote {report.plot(args.plot)}", markup=False)
     return 0
 
 
@@ -159,6 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--max-batches", type=int)
     ev.set_defaults(func=_eval)
+
+    er = sub.add_parser("energy-report", help="spikes per neuron, SOPs, MACs and energy vs the ANN")
+    er.add_argument("checkpoint")
+    er.add_argument("--dataset", help="default: the data set it was trained on (test split)")
+    er.add_argument("--data-dir")
+    er.add_argument("--batch-size", type=int, default=32)
+    er.add_argument("--T", type=int)
+    er.add_argument("--max-batches", type=int)
+    er.add_argument("--device", default="auto")
+    er.add_argument("--preset", default="45nm-fp32", help="energy constants: 45nm-fp32 (default), 45nm-fp16, 45nm-int32, 45nm-int8")
+    er.add_argument("--e-ac", type=float, help="pJ per accumulate (overrides the preset)")
+    er.add_argument("--e-mac", type=float, help="pJ per multiply-accumulate (overrides the preset)")
+    er.add_argument("--json", help="write the report as JSON here")
+    er.add_argument("--plot", help="write the report's figure (PNG) here")
+    er.set_defaults(func=_energy_report)
     return parser
 
 
