@@ -214,8 +214,8 @@ class TonicEventSet(EventFrameDataset):
         if self.spec.split_folders or self.spec.name == "shd":
             return list(range(len(labels)))
         chosen = []
-        for label in sorted(set(labels)):
-            members = [j for j, value in enumerate(labels) if value == label]
+        for label in sorted(set(labels)):  # Tonic walks files unsorted: sort by path to be stable
+            members = sorted((j for j, value in enumerate(labels) if value == label), key=self._sample_path)
             cut = math.ceil(train_fraction * len(members))
             chosen += members[:cut] if self.train else members[cut:]
         return sorted(chosen)
