@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import fields
-from functools import partial
 from types import MappingProxyType
 
 import torch

@@ -112,3 +112,11 @@ def test_bad_config_is_refused(bad):
 def test_unknown_option_names_the_accepted_ones():
     with pytest.raises(TypeError, match="num_samples"):
         make_dataset("synthetic-dvs", samples=3)
+
+
+def test_batches_through_a_dataloader_with_workers():
+    dataset = make_dataset("synthetic-dvs", num_samples=16, T=4)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=2)
+    frames, labels = next(iter(loader))
+    assert frames.shape == (8, 4, 2, 32, 32) and labels.dtype == torch.int64
+    assert torch.equal(frames[3], dataset[3][0])
