@@ -46,3 +46,15 @@ def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) ->
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def parameters_in_sync(model: torch.nn.Module, info: DistInfo) -> bool:
+    """True if every rank holds bit-identical parameters (a checksum compared across ranks)."""
+    if not info.enabled:
+        return True
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])
+        digest = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, dtype=torch.float64)).sum()])
+    gathered = [torch.zeros_like(digest) for _ in range(info.world_size)]
+    dist.all_gather(gathered, digest)
+    return all(torch.equal(g, gathered[0]) for g in gathered)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from . import distributed
 from .checkpoint import (CheckpointError, build_model, load_state_into, read_checkpoint, rng_state,
@@ -22,23 +22,6 @@ from .checkpoint import (CheckpointError, build_model, load_state_into, read_che
 from .config import TrainConfig
 from .loop import TrainingDiverged, cosine_with_warmup, evaluate, parameter_groups, train_epoch
 from .monitor import count_spikes, mean_spikes_per_neuron
-
-
-class EpochShuffle(Sampler[int]):
-    """A permutation per epoch from ``(seed, epoch)``: the same order after a resume."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,11 +59,11 @@ def make_loaders(cfg: TrainConfig, dist_info) -> tuple[DataLoader, DataLoader, d
     train_set = make_dataset(cfg.dataset, train=True, **kwargs)
     test_set = make_dataset(cfg.dataset, train=False, **kwargs)
     in_channels, data_T, num_classes = data_shape(train_set)
-    if dist_info.enabled:
-        sampler = DistributedSampler(train_set, dist_info.world_size, dist_info.rank, shuffle=True, seed=cfg.seed)
-        test_sampler = DistributedSampler(test_set, dist_info.world_size, dist_info.rank, shuffle=False)
-    else:
-        sampler, test_sampler = EpochShuffle(len(train_set), cfg.seed), None
+    # One sampler for one process and for many: the permutation comes from (seed, epoch) alone, so a
+    # resumed run sees the same order, and N processes see together what one process would.
+    sampler = DistributedSampler(train_set, dist_info.world_size, dist_info.rank, shuffle=True, seed=cfg.seed)
+    test_sampler = (DistributedSampler(test_set, dist_info.world_size, dist_info.rank, shuffle=False)
+                    if dist_info.enabled else None)
     per_rank = cfg.batch_size // dist_info.world_size
     if per_rank < 1 or cfg.batch_size % dist_info.world_size:
         raise ValueError(f"--batch-size {cfg.batch_size} is the global batch: it must be a multiple of "
@@ -258,6 +241,11 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> d
             distributed.teardown(dist_info)
             raise RuntimeError(
                 "CUDA out of memory: lower --batch-size or --T, or add --amp") from None
+    if dist_info.enabled:
+        in_sync = distributed.parameters_in_sync(bare, dist_info)
+        log.write({"epoch": epoch + 1, "ranks_in_sync": in_sync, "world_size": dist_info.world_size})
+        if not in_sync:
+            raise RuntimeError("DDP ranks ended with different weights: please report this")
     if dist_info.is_main and summary is not None:
         _print_spike_summary(console, summary)
     distributed.teardown(dist_info)

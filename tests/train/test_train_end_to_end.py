@@ -1,0 +1,94 @@
+"""`snnres train` / `eval` / `energy-report` end to end on synthetic-dvs with tiny settings."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from snnres.cli import main
+from snnres.train import CheckpointError, TrainConfig, TrainingDiverged, read_checkpoint, train
+
+TINY = ["--arch", "ms-resnet-cifar8", "--dataset", "synthetic-dvs", "--T", "4", "--batch-size", "8",
+        "--lr", "0.05", "--dataset-arg", "num_samples=32", "--dataset-arg", "size=16"]
+
+
+def tiny_config(out: Path, epochs: int, **kw) -> TrainConfig:
+    return TrainConfig(arch="ms-resnet-cifar8", dataset="synthetic-dvs", T=4, batch_size=8, lr=0.05,
+                       epochs=epochs, out=str(out), dataset_kwargs={"num_samples": 32, "size": 16}, **kw)
+
+
+def test_cli_train_then_eval_and_energy_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
+    for name in ("config.yaml", "log.jsonl", "last.pt", "best.pt"):
+        assert (out / name).is_file(), name
+    record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert record["epoch"] == 1 and 0.0 <= record["test_top1"] <= 1.0
+    assert "spikes per neuron" in capsys.readouterr().out
+
+    assert main(["eval", str(out / "last.pt")]) == 0
+    assert "top-1" in capsys.readouterr().out
+
+    report, plot = tmp_path / "energy.json", tmp_path / "energy.png"
+    assert main(["energy-report", str(out / "last.pt"), "--max-batches", "1", "--json", str(report),
+                 "--plot", str(plot)]) == 0
+    data = json.loads(report.read_text())
+    assert data["total"]["sops"] > 0 and data["total"]["ann_energy_pj"] > 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "SOPs" in capsys.readouterr().out
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["model"]
+
+
+def test_resume_is_exact(tmp_path):
+    train(tiny_config(tmp_path / "straight", epochs=2))
+    train(tiny_config(tmp_path / "split", epochs=1))
+    cfg = tiny_config(tmp_path / "split", epochs=2, resume=str(tmp_path / "split" / "last.pt"))
+    train(cfg, explicit={"epochs", "resume"})
+    straight, split = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "split" / "last.pt")
+    assert straight.keys() == split.keys()
+    for key in straight:
+        assert torch.equal(straight[key], split[key]), key
+
+
+def test_resume_from_another_architecture_leaves_the_run_untouched(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    code = main(["train", *TINY[2:], "--arch", "ms-resnet-cifar14", "--epochs", "2", "--out", str(out),
+                 "--resume", str(out / "last.pt")])
+    assert code == 2
+    assert "ms-resnet-cifar8 checkpoint but --arch ms-resnet-cifar14" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path, capsys):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(os.urandom(100))
+    assert main(["eval", str(bad)]) == 2
+    assert "not a readable snnres checkpoint" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(tiny_config(out, epochs=1))
+    good = _weights(out / "last.pt")
+    import snnres.train.loop as loop
+
+    real = loop.F.cross_entropy
+    monkeypatch.setattr(loop.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        train(tiny_config(out, epochs=2, resume=str(out / "last.pt")), explicit={"epochs", "resume"})
+    after = _weights(out / "last.pt")
+    assert all(torch.equal(good[k], after[k]) for k in good)
+
+
+def test_unknown_arch_and_dataset_suggest_close_names(capsys):
+    assert main(["train", "--arch", "ms-resnet-18", "--epochs", "1"]) == 2
+    assert "ms-resnet18" in capsys.readouterr().err
+    assert main(["train", "--dataset", "synthetic-dsv", "--epochs", "1"]) == 2
+    assert "synthetic-dvs" in capsys.readouterr().err
