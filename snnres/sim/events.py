@@ -1,0 +1,123 @@
+"""Input events: checks, and binning into time steps exactly as Tonic's ``ToFrame(n_time_bins=T)``.
+
+Tonic's time bins for a recording with first and last timestamps ``t_0``, ``t_n``::
+
+    w = (t_n - t_0) // T          (integer division, then a float)
+    bin i = [i * w + t_0, i * w + t_0 + w)      for i = 0 .. T-1
+
+so events after ``T * w + t_0`` (the remainder of the division) fall in no bin and are dropped.
+A step's events become CSR rows of (channels-last pixel index ``(y * W + x) * P + p``, count).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_sensor_size(sensor_size) -> tuple[int, int, int]:
+    try:
+        width, height, polarities = (int(v) for v in sensor_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"sensor_size must be Tonic's (W, H, P), got {sensor_size!r}") from None
+    if min(width, height, polarities) < 1:
+        raise ValueError(f"sensor_size (W, H, P) must be positive, got {sensor_size!r}")
+    return width, height, polarities
+
+
+def check_events(events, sensor_size: tuple[int, int, int], sort: bool = False) -> np.ndarray:
+    """Validated events (a sorted copy when ``sort``); raises ``ValueError``/``TypeError`` on bad input."""
+    if not isinstance(events, np.ndarray) or events.dtype.names is None:
+        raise TypeError(
+            f"events must be a numpy structured array with fields x, y, p, t (Tonic's layout), "
+            f"got {type(events).__name__}{'' if not hasattr(events, 'dtype') else ' of dtype ' + str(events.dtype)}"
+        )
+    names = events.dtype.names
+    missing = [f for f in ("x", "p", "t") if f not in names]
+    if missing:
+        raise ValueError(f"events lack the field(s) {missing}; expected x, y, p, t, got {list(names)}")
+    for f in ("x", "y", "p", "t"):
+        if f in names and not (np.issubdtype(events.dtype[f], np.integer) or events.dtype[f] == np.bool_):
+            raise TypeError(
+                f"events field {f!r} must be integer (p may be bool), got {events.dtype[f]}; "
+                "timestamps are integer microseconds in Tonic"
+            )
+    width, height, polarities = sensor_size
+    if "y" not in names and height != 1:
+        raise ValueError(f"events have no y field, so the sensor height must be 1, got sensor_size {sensor_size}")
+    if len(events) == 0:
+        return events
+    t = events["t"]
+    if t.min() < 0:
+        raise ValueError(f"events have negative timestamps (min {int(t.min())}); timestamps must be >= 0")
+    if np.any(np.diff(t) < 0):
+        if not sort:
+            first = int(np.flatnonzero(np.diff(t) < 0)[0])
+            raise ValueError(
+                f"event timestamps are not sorted (event {first + 1} at t={int(t[first + 1])} comes after "
+                f"t={int(t[first])}); sort them by t or pass sort=True"
+            )
+        events = events[np.argsort(t, kind="stable")]
+    _check_range(events, "x", width)
+    if "y" in names:
+        _check_range(events, "y", height)
+    p = events["p"].astype(np.int64)
+    if polarities == 1:
+        if np.unique(p).size > 1:
+            raise ValueError("sensor_size has one polarity but the events have two; use P=2")
+    else:
+        _check_range(events, "p", polarities)
+    return events
+
+
+def _check_range(events: np.ndarray, field: str, size: int) -> None:
+    values = events[field].astype(np.int64)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= size:
+        raise ValueError(
+            f"events outside the sensor: {field} spans [{low}, {high}], the sensor allows [0, {size - 1}]; "
+            "check sensor_size (W, H, P)"
+        )
+
+
+def tonic_bins(t: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tonic's bin starts and ends (float64) for sorted timestamps ``t``."""
+    window = (t[-1] - t[0]) // T * (1 + 0.0)
+    starts = np.arange(T) * window + t[0]
+    return starts, starts + window
+
+
+def bin_edges(t: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index ranges ``[lo_i, hi_i)`` of the events in each bin (as Tonic's ``searchsorted``)."""
+    return np.searchsorted(t, starts), np.searchsorted(t, ends)
+
+
+def pixel_index(events: np.ndarray, sensor_size: tuple[int, int, int]) -> np.ndarray:
+    """Channels-last flat index ``(y * W + x) * P + p`` of each event."""
+    width, _, polarities = sensor_size
+    y = events["y"].astype(np.int64) if "y" in events.dtype.names else 0
+    p = events["p"].astype(np.int64) if polarities > 1 else 0
+    return (y * width + events["x"].astype(np.int64)) * polarities + p
+
+
+def events_to_csr(events: np.ndarray, sensor_size, lo: np.ndarray, hi: np.ndarray):
+    """CSR ``(ptr, idx, val)`` of per-step pixel counts for the event ranges ``[lo_i, hi_i)``."""
+    idx_parts, val_parts, ptr = [], [], [0]
+    flat = pixel_index(events, sensor_size)
+    for a, b in zip(lo, hi):
+        pixels, counts = np.unique(flat[a:b], return_counts=True)
+        idx_parts.append(pixels)
+        val_parts.append(counts.astype(np.float32))
+        ptr.append(ptr[-1] + len(pixels))
+    idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64)
+    val = np.concatenate(val_parts) if val_parts else np.zeros(0, np.float32)
+    return np.asarray(ptr, dtype=np.int64), idx.astype(np.int64), val
+
+
+def frames_to_csr(frames: np.ndarray):
+    """CSR of a frame array ``[T, C, H, W]`` (any real values), channels-last."""
+    T = frames.shape[0]
+    rows = np.ascontiguousarray(frames.transpose(0, 2, 3, 1)).reshape(T, -1).astype(np.float32)
+    nz_t, nz_i = np.nonzero(rows)
+    ptr = np.zeros(T + 1, dtype=np.int64)
+    np.cumsum(np.bincount(nz_t, minlength=T), out=ptr[1:])
+    return ptr, nz_i.astype(np.int64), rows[nz_t, nz_i]

@@ -1,0 +1,133 @@
+"""The simulator's network description: a list of nodes in execution order, BatchNorm folded.
+
+Every node reads the outputs of earlier nodes (``inputs``, indices into the list) and produces
+one signal per time step, of one of two kinds:
+
+- *events*: a sparse set of (neuron index, value) pairs: spikes (integer counts: 1 for LIF,
+  1..K for an MLF neuron firing K levels, the event count of an input pixel), or the non-zero
+  outputs of an average pool (real values);
+- *current*: a dense accumulator, one float per neuron (what a synaptic layer delivers, and
+  MS-ResNet's real-valued residual stream, which the blocks add their currents into).
+
+Shapes are ``(C, H, W)`` or ``(F,)``; a node's neurons are stored channels-last (see
+``kernels.py``). Parameters are float32 numpy arrays laid out for the scatter kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+class UnsupportedLayerError(TypeError):
+    """The model holds a layer (or layer arrangement) the event-driven simulator cannot run."""
+
+
+@dataclass
+class Node:
+    name: str                        # the module's qualified name in the model ("" for the input)
+    inputs: tuple[int, ...]
+    shape: tuple[int, ...]
+
+    emits = "events"                 # or "current"
+    integer = True                   # events are spike counts (SOPs), not real values (MACs)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class InputNode(Node):
+    """The sensor: per step, the event count of every (polarity, y, x) pixel."""
+
+
+@dataclass
+class ConvNode(Node):
+    """2-D convolution, ``w_t [C_in, k_h, k_w, C_out]``; geometry as in ``kernels.conv_scatter``."""
+
+    w_t: np.ndarray = None
+    bias: np.ndarray | None = None   # [C_out], folded BN shift included
+    geometry: np.ndarray = None
+    emits = "current"
+
+
+@dataclass
+class LinearNode(Node):
+    """Fully connected layer, ``w_t [in, out]`` (rows in the input's channels-last order)."""
+
+    w_t: np.ndarray = None
+    bias: np.ndarray | None = None
+    emits = "current"
+
+
+@dataclass
+class NeuronNode(Node):
+    """LIF (one level) or MLF (K levels) neurons; state ``[K, N]`` lives in the simulation state."""
+
+    thresholds: np.ndarray = None    # float32 [K]
+    consts: np.ndarray = None        # float32 [tau, V_rest]
+    decay_input: bool = True
+    hard: bool = True
+    always: bool = False             # update every neuron every step (bias, or V_th <= V_rest)
+
+
+@dataclass
+class PoolNode(Node):
+    """Average or max pooling per channel; ``geometry`` as in ``kernels.pool_scatter``."""
+
+    use_max: bool = False
+    divisor: float = 1.0
+    geometry: np.ndarray = None
+
+
+@dataclass
+class AddNode(Node):
+    """``a + b`` of two currents (membrane shortcut) or of two spike trains (SEW ADD),
+    ``a * b`` (SEW AND) or ``(1 - a) * b`` (SEW IAND) of spikes."""
+
+    mode: str = "add"
+
+
+@dataclass
+class Graph:
+    nodes: list[Node] = field(default_factory=list)
+    output: int = 0                  # the node whose time-mean is the logits
+    flat_chw: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # flattened (C, H, W) views
+
+    def add(self, node: Node) -> int:
+        for i in node.inputs:
+            if not 0 <= i < len(self.nodes):
+                raise ValueError(f"node {node.name!r} reads node {i}, which does not exist yet")
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def consumers(self, index: int) -> list[int]:
+        return [j for j, n in enumerate(self.nodes) if index in n.inputs]
+
+    def last_use(self) -> list[int]:
+        """For each node, the index of the last node reading it (itself if none)."""
+        last = list(range(len(self.nodes)))
+        for j, node in enumerate(self.nodes):
+            for i in node.inputs:
+                last[i] = max(last[i], j)
+        return last
+
+
+def as_f32(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().float().numpy())
+
+
+def spatial_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    """Output length of a conv/pool: ``floor((size + 2p - d (k - 1) - 1) / s) + 1``."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def chw_to_hwc_rows(in_features: int, chw: tuple[int, int, int] | None) -> np.ndarray:
+    """Row order that maps our channels-last flat index to torch's flatten(C, H, W) index."""
+    if chw is None:
+        return np.arange(in_features)
+    c, h, w = chw
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)

@@ -1,0 +1,82 @@
+"""Helpers for the simulator tests: a dense time-stepped runner and random dyadic networks.
+
+Weights, BatchNorm statistics and pooling divisors are dyadic (multiples of powers of two, eps=0,
+variances powers of 4), so every sum of spikes times weights is exact in float32 whatever the
+order of the additions: the dense and the event-driven run must then agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from snnres.data import bin_events
+from snnres.neurons import LIF, MLF
+
+NEURONS = (LIF, MLF)
+
+
+class TimeSequential(nn.Sequential):
+    """Dense reference: ``[B, T, C, H, W]`` -> logits ``[B, K]``; layers per step, neurons over time."""
+
+    def forward(self, x):
+        x = x.transpose(0, 1)  # [T, B, ...]
+        T, B = x.shape[:2]
+        for layer in self:
+            if isinstance(layer, NEURONS):
+                x = layer(x)
+            else:
+                y = layer(x.reshape(T * B, *x.shape[2:]))
+                x = y.reshape(T, B, *y.shape[1:])
+        return x.mean(0)
+
+
+def dyadic_(model: nn.Module, rng: np.random.Generator, bits: int = 5) -> nn.Module:
+    """Round parameters to multiples of ``2**-bits``; BN with eps=0 and variances in {1/4, 1, 4}."""
+    q = 2.0 ** bits
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.round(m.weight * q) / q)
+                if m.bias is not None:
+                    m.bias.copy_(torch.round(m.bias * q) / q)
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = m.num_features
+                m.eps = 0.0
+                m.running_var.copy_(torch.from_numpy(4.0 ** rng.integers(-1, 2, n)).float())
+                m.running_mean.copy_(torch.from_numpy(rng.integers(-4, 5, n) / 16.0).float())
+                m.weight.copy_(torch.from_numpy(rng.integers(4, 17, n) / 8.0).float())
+                m.bias.copy_(torch.from_numpy(rng.integers(-4, 5, n) / 16.0).float())
+    return model.eval()
+
+
+def random_events(rng: np.random.Generator, sensor_size, n: int, duration: int = 10_000) -> np.ndarray:
+    from snnres.data.events import EVENT_DTYPE
+
+    w, h, p = sensor_size
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["x"] = rng.integers(0, w, n)
+    ev["y"] = rng.integers(0, h, n)
+    ev["p"] = rng.integers(0, p, n).astype(bool)
+    ev["t"] = np.sort(rng.integers(0, duration, n))
+    return ev
+
+
+def frames_of(events, sensor_size, T) -> torch.Tensor:
+    return torch.from_numpy(bin_events(events, sensor_size, T).astype(np.float32))
+
+
+def dense_run(model: nn.Module, frames: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Logits ``[K]`` and every neuron module's spikes ``[T, ...]`` for one sample ``[T, C, H, W]``."""
+    names = {m: n for n, m in model.named_modules()}
+    spikes: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o: spikes.__setitem__(names[mod], o[:, 0].detach().clone()))
+             for m in model.modules() if isinstance(m, NEURONS)]
+    try:
+        with torch.no_grad():
+            logits = model(frames[None])[0]
+    finally:
+        for h in hooks:
+            h.remove()
+    return logits, spikes
