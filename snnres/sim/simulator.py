@@ -237,9 +237,7 @@ class EventSimulator:
                 raise ValueError("events need sensor_size (W, H, P) and T (the number of time bins)")
             stream.push_events_tonic(events, sensor_size, T, sort)
         else:
-            if T is not None and T != len(events):
-                raise ValueError(f"the frames have {len(events)} steps but T={T} was asked for")
-            stream.push_frames(events)
+            stream.push_frames(events, T)
         return stream.result()
 
     def stream(self, record: bool = False) -> "EventStream":

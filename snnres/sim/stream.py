@@ -37,7 +37,7 @@ class EventStream:
         if len(ptr) > 1:
             run_chunk(graph, self.state, Signal(ptr, idx, val, integer=integer))
 
-    def push_frames(self, frames) -> None:
+    def push_frames(self, frames, T: int | None = None) -> None:
         """Run frames ``[T_c, C, H, W]`` (or ``[1, T_c, C, H, W]``): counts, spikes or real values."""
         if isinstance(frames, torch.Tensor):
             frames = frames.detach().cpu().numpy()
@@ -46,7 +46,12 @@ class EventStream:
         if frames.ndim == 5 and frames.shape[0] == 1:
             frames = frames[0]
         if frames.ndim != 4:
-            raise ValueError(f"frames must be [T, C, H, W] (or [1, T, C, H, W]), got shape {frames.shape}")
+            raise ValueError(
+                f"frames must be [T, C, H, W] (or [1, T, C, H, W]), got shape {frames.shape}; "
+                "events must be Tonic's structured events (fields x, y, p, t)"
+            )
+        if T is not None and T != frames.shape[0]:
+            raise ValueError(f"the frames have {frames.shape[0]} steps but T={T} was asked for")
         if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == np.bool_):
             raise TypeError(f"frames must be numeric, got {frames.dtype}")
         if not np.isfinite(frames).all():

@@ -80,3 +80,28 @@ def dense_run(model: nn.Module, frames: torch.Tensor) -> tuple[torch.Tensor, dic
         for h in hooks:
             h.remove()
     return logits, spikes
+
+
+def random_conv_net(rng: np.random.Generator, sensor_size, variant: int, classes: int = 5) -> TimeSequential:
+    """A small random SNN; ``variant`` picks the mix of stride, padding, pooling and neurons."""
+    torch.manual_seed(int(rng.integers(1 << 30)))
+    p = sensor_size[2]
+    neuron = [lambda: LIF(tau=2.0, v_threshold=0.5),
+              lambda: MLF(),
+              lambda: LIF(tau=4 / 3, v_threshold=0.5, decay_input=False, detach_reset=True),
+              lambda: LIF(tau=1.5, v_threshold=0.75, v_reset=None)][variant % 4]
+    pool = [nn.AvgPool2d(2), nn.MaxPool2d(2), nn.MaxPool2d(3, stride=2, padding=1), nn.AvgPool2d(2, 2)][variant % 4]
+    stride, pad = [(2, 1), (1, 0), (2, 2), (1, 1)][(variant // 4) % 4]
+    layers = [
+        nn.Conv2d(p, 8, 3, stride=stride, padding=pad), nn.BatchNorm2d(8), neuron(),
+        nn.Conv2d(8, 12, 3, padding=1, bias=False), nn.BatchNorm2d(12), neuron(),
+        pool,
+        nn.Conv2d(12, 8, 1), neuron(),
+    ]
+    if variant % 2 == 0:
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes)]
+    else:  # a classifier over every position (exercises the flatten order)
+        with torch.no_grad():
+            features = TimeSequential(*layers)(torch.zeros(1, 1, p, sensor_size[1], sensor_size[0])).numel()
+        layers += [nn.Flatten(), nn.Linear(features, classes)]
+    return dyadic_(TimeSequential(*layers), rng)
