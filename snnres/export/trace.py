@@ -161,19 +161,14 @@ class Tracer(TorchFunctionMode):
             return value.with_(lead=lead)
         if len(new_feat) == 0 or len(feat) == 0:
             return value.with_(lead=lead, shape=new_feat)  # only size-1 feature dims come or go
-        start = 0
-        while start < min(len(feat), len(new_feat)) and feat[start] == new_feat[start]:
-            start += 1
-        end = 0
-        while end < min(len(feat), len(new_feat)) - start and feat[-1 - end] == new_feat[-1 - end]:
-            end += 1
-        middle_new = new_feat[start:len(new_feat) - end]
-        if len(middle_new) != 1:
+        candidates = [(start, last) for start in range(len(feat)) for last in range(start, len(feat))
+                      if feat[:start] + (math.prod(feat[start:last + 1]),) + feat[last + 1:] == new_feat]
+        if not candidates:
             raise ExportError(
                 f"reshape of the features {feat} -> {new_feat} in {where} is not a flatten; NIR "
                 "has only Flatten"
             )
-        last = len(feat) - end - 1
+        start, last = candidates[0]
         node = nir.Flatten(input_type={"input": np.array(feat)}, start_dim=start,
                            end_dim=-1 if last == len(feat) - 1 else last)
         name = self.builder.add(self._stack[-1][0] + ".flatten" if self._stack else "flatten", node, value)
