@@ -48,11 +48,24 @@ def convert_conv2d(tr, conv: nn.Conv2d, path, value, in_tensor, out_tensor) -> V
             padding = tuple(t // 2 for t in total)
     weight = to_numpy(conv.weight)
     bias = to_numpy(conv.bias, like=weight, size=conv.out_channels)
+    if conv.groups > 1:  # NIR 1.0.8 types a conv's input as weight.shape[1] channels: expand the groups
+        weight = _dense_grouped_weight(weight, conv.groups)
     node = nir.Conv2d(input_shape=value.shape[1:], weight=weight, stride=_pair(conv.stride), padding=_pair(padding),
-                      dilation=_pair(conv.dilation), groups=conv.groups, bias=bias,
+                      dilation=_pair(conv.dilation), groups=1, bias=bias,
                       metadata={"snnres_layer": path})
     name = tr.builder.add(path, node, value)
     return value.with_(sources=(name,), shape=tuple(out_tensor.shape[1:]))
+
+
+def _dense_grouped_weight(weight: np.ndarray, groups: int) -> np.ndarray:
+    """The block-diagonal ``[C_out, C_in, kh, kw]`` weight of a grouped convolution."""
+    c_out, c_in_group = weight.shape[:2]
+    dense = np.zeros((c_out, c_in_group * groups, *weight.shape[2:]), dtype=weight.dtype)
+    per_group = c_out // groups
+    for g in range(groups):
+        rows = slice(g * per_group, (g + 1) * per_group)
+        dense[rows, g * c_in_group:(g + 1) * c_in_group] = weight[rows]
+    return dense
 
 
 def convert_linear(tr, linear: nn.Linear, path, value, in_tensor, out_tensor) -> Value:
@@ -78,10 +91,10 @@ def convert_batchnorm(tr, bn: nn.modules.batchnorm._BatchNorm, path, value, in_t
         return value
     # Not right after a conv/linear (or its output is also used elsewhere): a per-channel affine map.
     dtype = builder.dtype
-    if ndim == 3:
-        weight = scale.astype(dtype).reshape(-1, 1, 1, 1)
+    if ndim == 3:  # a dense 1x1 conv: NIR 1.0.8's type check ignores groups, so no depthwise conv
+        weight = np.diag(scale).astype(dtype)[:, :, None, None]
         node = nir.Conv2d(input_shape=value.shape[1:], weight=weight, stride=1, padding=0, dilation=1,
-                          groups=len(scale), bias=shift.astype(dtype), metadata={"snnres_layer": path})
+                          groups=1, bias=shift.astype(dtype), metadata={"snnres_layer": path})
     else:
         node = nir.Affine(weight=np.diag(scale).astype(dtype), bias=shift.astype(dtype), metadata={"snnres_layer": path})
     name = builder.add(path, node, value)

@@ -31,6 +31,8 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0, weight_gain: float = 3.
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             m.weight.data.mul_(weight_gain)
+        if isinstance(m, nn.Linear):
+            m.bias.data.copy_(torch.rand(m.out_features, generator=g) + 0.5)
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             n = m.num_features
             m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)

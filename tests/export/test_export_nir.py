@@ -114,9 +114,9 @@ def check_types(graph: nir.NIRGraph) -> None:
             assert node.tau.shape == node.r.shape == node.v_threshold.shape == tuple(node.input_type["input"])
 
 
-def round_trip(model, input_shape, tmp_path, batch=3, gain=3.0, seed=0):
+def round_trip(make_model, input_shape, tmp_path, batch=3, gain=3.0, seed=0):
     torch.manual_seed(seed)
-    model = randomize_batchnorm(model.double(), seed)
+    model = randomize_batchnorm(make_model().double(), seed)
     graph = to_nir(model, input_shape, dt=DT)
     check_types(graph)
     path = tmp_path / "model.nir"
@@ -135,7 +135,7 @@ def round_trip(model, input_shape, tmp_path, batch=3, gain=3.0, seed=0):
 
 
 def test_plain_conv_snn_round_trip_through_file(tmp_path):
-    graph, read, *_ = round_trip(PlainSNN(spiking_output=True), (2, 8, 8), tmp_path)
+    graph, read, *_ = round_trip(lambda: PlainSNN(spiking_output=True), (2, 8, 8), tmp_path)
     kinds = [type(n).__name__ for n in graph.nodes.values()]
     assert kinds.count("LIF") == 3 and "BatchNorm2d" not in kinds and "SumPool2d" in kinds
     assert read.metadata["dt"] == DT and read.metadata["reset"] == "hard"
@@ -145,7 +145,7 @@ def test_plain_conv_snn_round_trip_through_file(tmp_path):
 
 
 def test_ms_resnet_shortcuts_are_summed_edges(tmp_path):
-    graph, *_ = round_trip(TinyMSResNet(), (2, 8, 8), tmp_path)
+    graph, *_ = round_trip(TinyMSResNet, (2, 8, 8), tmp_path)
     into = lambda name: sorted(s for s, d in graph.edges if d == name)  # noqa: E731
     # block 0 is an identity block: its second neuron-input is the stem plus block 0's residual
     assert into("blocks_1_neuron1") == ["blocks_0_conv2", "stem_0"]
@@ -156,7 +156,7 @@ def test_ms_resnet_shortcuts_are_summed_edges(tmp_path):
 
 
 def test_ds_resnet_mlf_levels_round_trip(tmp_path):
-    graph, *_ = round_trip(TinyMSResNet(mlf=True), (2, 8, 8), tmp_path)
+    graph, *_ = round_trip(lambda: TinyMSResNet(mlf=True), (2, 8, 8), tmp_path)
     levels = [n for k, n in graph.nodes.items() if k.startswith("head_neuron_level")]
     assert sorted(float(n.v_threshold.flat[0]) for n in levels) == pytest.approx([0.6, 1.6, 2.6])
     into_fc = sorted(s for s, d in graph.edges if d == "pool")
@@ -164,6 +164,7 @@ def test_ds_resnet_mlf_levels_round_trip(tmp_path):
 
 
 def test_from_nir_loads_back_into_snnres(tmp_path):
+    torch.manual_seed(0)
     model = randomize_batchnorm(TinyMSResNet(mlf=True).double())
     path = tmp_path / "m.nir"
     nir.write(path, to_nir(model, (2, 8, 8), dt=DT))
