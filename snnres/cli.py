@@ -177,6 +177,12 @@ def _energy_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export.cli import export_command
+
+    return export_command(args.checkpoint, args.format, args.output, args.dt, args.allow_lossy, args.input_shape)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnres", description="Deep residual spiking neural networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--json", help="write the report as JSON here")
     er.add_argument("--plot", help="write the report's figure (PNG) here")
     er.set_defaults(func=_energy_report)
+
+    ex = sub.add_parser("export", help="export a checkpoint for neuromorphic hardware (NIR)")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--format", default="nir", help="output format (nir)")
+    ex.add_argument("-o", "--output", required=True, help="file to write, e.g. model.nir")
+    ex.add_argument("--dt", type=float, default=1e-4, help="NIR time step in seconds (default 1e-4)")
+    ex.add_argument("--allow-lossy", action="store_true", help="export soft reset as hard reset, with a warning")
+    ex.add_argument("--input-shape", type=int, nargs="+", metavar="N",
+                    help="one sample at one step, e.g. 2 32 32 (default: from the checkpoint's data set)")
+    ex.set_defaults(func=_export)
     return parser
 
 
