@@ -68,7 +68,7 @@ class NeuronNode(Node):
     """LIF (one level) or MLF (K levels) neurons; state ``[K, N]`` lives in the simulation state."""
 
     thresholds: np.ndarray = None    # float32 [K]
-    consts: np.ndarray = None        # float32 [tau, V_rest]
+    consts: np.ndarray = None        # float32 [tau, V_rest, 0]
     decay_input: bool = True
     hard: bool = True
     always: bool = False             # update every neuron every step (bias, or V_th <= V_rest)

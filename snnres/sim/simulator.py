@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numba
 import numpy as np
 import torch
 from torch import nn
@@ -23,17 +24,22 @@ from . import kernels
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from .trace import trace
 
-NEURON_BLOCK = 4096
 
 
 @dataclass
 class Signal:
-    """One chunk of a node's output: CSR events ``(ptr, idx, val)`` or a dense current ``[T, N]``."""
+    """One chunk of a node's output: CSR events ``(ptr, idx, val)``, or a current ``[T, N]``.
+
+    A synaptic layer's current comes with ``touched [T, P]`` (positions that got input) and its
+    ``bias`` per channel, added when the current is read; other currents are complete.
+    """
 
     ptr: np.ndarray | None = None
     idx: np.ndarray | None = None
     val: np.ndarray | None = None
     current: np.ndarray | None = None
+    touched: np.ndarray | None = None
+    bias: np.ndarray | None = None
     integer: bool = True
 
     @property
@@ -45,7 +51,8 @@ class Signal:
 class SimState:
     """Everything carried between chunks: membranes, counters, the summed output."""
 
-    membranes: dict[int, np.ndarray] = field(default_factory=dict)
+    membranes: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (v [K, N], awake [P])
+    sizes: list[int] = field(default_factory=list)
     steps: int = 0
     out_sum: np.ndarray | None = None
     sops: dict[str, float] = field(default_factory=dict)
@@ -82,26 +89,36 @@ class SimResult:
         return float(sum(self.sops.values()))
 
 
-def as_events(sig: Signal) -> Signal:
+def channels(shape: tuple[int, ...]) -> int:
+    """Neurons per position: C of ``(C, H, W)``; all of ``(F,)`` (one position)."""
+    return shape[0]
+
+
+def full_current(sig: Signal, size: int) -> np.ndarray:
+    """The dense ``[T, N]`` input a layer delivers, bias included."""
+    if sig.current is None:
+        out = np.zeros((sig.steps, size), dtype=np.float32)
+        kernels.densify(sig.ptr, sig.idx, sig.val, out)
+        return out
+    if sig.bias is None:
+        return sig.current
+    return (sig.current.reshape(sig.steps, -1, sig.bias.size) + sig.bias).reshape(sig.steps, size)
+
+
+def as_events(sig: Signal, size: int) -> Signal:
     if sig.current is None:
         return sig
-    ptr, idx, val = kernels.compact(sig.current)
+    ptr, idx, val = kernels.compact(full_current(sig, size))
     return Signal(ptr, idx, val, integer=False)
 
 
-def as_current(sig: Signal, size: int) -> np.ndarray:
-    if sig.current is not None:
-        return sig.current
-    out = np.zeros((sig.steps, size), dtype=np.float32)
-    kernels.densify(sig.ptr, sig.idx, sig.val, out)
-    return out
-
-
-def _accumulator(node, steps: int) -> np.ndarray:
-    if node.bias is None:
-        return np.zeros((steps, node.size), dtype=np.float32)
-    positions = node.size // node.bias.size
-    return np.tile(node.bias, (steps, positions))
+def neuron_input(sig: Signal, node: NeuronNode) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(current, touched [T, P], bias or None)`` for ``kernels.neuron_chunk``."""
+    if sig.touched is not None:
+        return sig.current, sig.touched, sig.bias
+    current = full_current(sig, node.size)
+    touched = (current.reshape(sig.steps, -1, channels(node.shape)) != 0).any(axis=2).astype(np.uint8)
+    return current, touched, None
 
 
 def _count(state: SimState, node, sig: Signal, weighted: np.ndarray, plain: np.ndarray) -> None:
@@ -109,41 +126,47 @@ def _count(state: SimState, node, sig: Signal, weighted: np.ndarray, plain: np.n
     table[node.name] = table.get(node.name, 0.0) + float(value)
 
 
-def run_conv(node: ConvNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    sig = as_events(inputs[0])
-    out = _accumulator(node, sig.steps)
-    weighted, plain = np.zeros(sig.steps), np.zeros(sig.steps)
-    kernels.conv_scatter(sig.ptr, sig.idx, sig.val, node.geometry, node.w_t, out, weighted, plain)
+def run_synapse(node, inputs: list[Signal], state: SimState, index: int) -> Signal:
+    """Scatter every input event's weights into the postsynaptic accumulators."""
+    sig = as_events(inputs[0], state.sizes[node.inputs[0]])
+    steps = sig.steps
+    out = np.zeros((steps, node.size), dtype=np.float32)
+    touched = np.zeros((steps, node.size // channels(node.shape)), dtype=np.uint8)
+    weighted, plain = np.zeros(steps), np.zeros(steps)
+    if isinstance(node, ConvNode):
+        kernels.conv_scatter(sig.ptr, sig.idx, sig.val, node.geometry, node.w_t, out, touched, weighted, plain)
+    else:
+        kernels.linear_scatter(sig.ptr, sig.idx, sig.val, node.w_t, out, touched, weighted, plain)
     _count(state, node, sig, weighted, plain)
-    return Signal(current=out)
-
-
-def run_linear(node: LinearNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    sig = as_events(inputs[0])
-    out = _accumulator(node, sig.steps)
-    weighted, plain = np.zeros(sig.steps), np.zeros(sig.steps)
-    kernels.linear_scatter(sig.ptr, sig.idx, sig.val, node.w_t, out, weighted, plain)
-    _count(state, node, sig, weighted, plain)
-    return Signal(current=out)
+    return Signal(current=out, touched=touched, bias=node.bias)
 
 
 def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    current = as_current(inputs[0], node.size)
+    current, touched, bias = neuron_input(inputs[0], node)
     if index not in state.membranes:
-        state.membranes[index] = np.full((len(node.thresholds), node.size), node.consts[1], dtype=np.float32)
-    spikes = np.empty(current.shape, dtype=np.uint8)
-    updates = kernels.neuron_update(current, state.membranes[index], spikes, node.thresholds, node.consts,
-                                    node.decay_input, node.hard, node.always, NEURON_BLOCK)
-    ptr, idx, val = kernels.compact(spikes)
+        rest = np.full((len(node.thresholds), node.size), node.consts[1], dtype=np.float32)
+        state.membranes[index] = (rest, np.zeros(touched.shape[1], dtype=np.uint8))
+    v, awake = state.membranes[index]
+    steps = current.shape[0]
+    ptr = np.empty(steps + 1, dtype=np.int64)
+    idx = np.empty(steps * node.size, dtype=np.int64)
+    val = np.empty(steps * node.size, dtype=np.float32)
+    bias_row = bias if bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
+    parts = min(numba.get_num_threads(), touched.shape[1])
+    updates = kernels.neuron_chunk(current, touched, bias_row, bias is not None, v, awake, node.thresholds,
+                                   node.consts, node.decay_input, node.hard, node.always, parts, ptr, idx, val)
+    idx, val = idx[:ptr[-1]].copy(), val[:ptr[-1]].copy()
     state.spikes[node.name] = state.spikes.get(node.name, 0) + int(val.sum())
-    state.updates[node.name] = state.updates.get(node.name, 0) + int(updates.sum())
+    state.updates[node.name] = state.updates.get(node.name, 0) + int(updates)
     if state.trains is not None:
-        state.trains.setdefault(node.name, []).append(spikes)
+        dense = np.zeros((steps, node.size), dtype=np.float32)
+        kernels.densify(ptr, idx, val, dense)
+        state.trains.setdefault(node.name, []).append(dense)
     return Signal(ptr, idx, val, integer=True)
 
 
 def run_pool(node: PoolNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    sig = as_events(inputs[0])
+    sig = as_events(inputs[0], state.sizes[node.inputs[0]])
     out = np.zeros((sig.steps, node.size), dtype=np.float32)
     kernels.pool_scatter(sig.ptr, sig.idx, sig.val, node.geometry, out, node.use_max)
     ptr, idx, val = kernels.compact(out, node.divisor)
@@ -151,7 +174,7 @@ def run_pool(node: PoolNode, inputs: list[Signal], state: SimState, index: int) 
 
 
 def run_add(node: AddNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    a, b = (as_current(s, node.size) for s in inputs)
+    a, b = (full_current(s, node.size) for s in inputs)
     if node.mode == "add":
         total = a + b
     elif node.mode == "and":
@@ -165,12 +188,13 @@ def run_add(node: AddNode, inputs: list[Signal], state: SimState, index: int) ->
 
 
 RUNNERS: dict[type, Callable] = {
-    ConvNode: run_conv, LinearNode: run_linear, NeuronNode: run_neuron, PoolNode: run_pool, AddNode: run_add,
+    ConvNode: run_synapse, LinearNode: run_synapse, NeuronNode: run_neuron, PoolNode: run_pool, AddNode: run_add,
 }
 
 
 def run_chunk(graph: Graph, state: SimState, chunk: Signal) -> None:
     """Advance ``state`` by the chunk's steps: every node in order, each over all the steps."""
+    state.sizes = [n.size for n in graph.nodes]
     signals: dict[int, Signal] = {0: chunk}
     last_use = graph.last_use()
     for j, node in enumerate(graph.nodes[1:], start=1):
@@ -179,7 +203,7 @@ def run_chunk(graph: Graph, state: SimState, chunk: Signal) -> None:
             if last_use[i] <= j and i != graph.output:
                 signals.pop(i, None)
     out = signals[graph.output]
-    total = as_current(out, graph.nodes[graph.output].size).sum(axis=0, dtype=np.float64)
+    total = full_current(out, graph.nodes[graph.output].size).sum(axis=0, dtype=np.float64)
     state.out_sum = total if state.out_sum is None else state.out_sum + total
     state.steps += chunk.steps
 

@@ -139,7 +139,7 @@ def neuron(module: nn.Module, name: str, graph: Graph, src: int) -> int:
     node = NeuronNode(
         name, (src,), graph.nodes[src].shape,
         thresholds=np.array(p.thresholds, dtype=np.float32),
-        consts=np.array([tau, rest], dtype=np.float32),
+        consts=np.array([tau, rest, 0.0], dtype=np.float32),
         decay_input=p.decay_input, hard=p.v_reset is not None,
         always=bool(np.float32(min(p.thresholds)) <= np.float32(rest)),
     )
