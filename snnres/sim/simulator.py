@@ -79,6 +79,7 @@ class SimResult:
     neuron_updates: dict[str, int]
     steps: int
     spike_trains: dict[str, torch.Tensor] | None = None
+    layers: list[str] = field(default_factory=list)  # counted layers in execution order
 
     @property
     def prediction(self) -> int:
@@ -219,8 +220,9 @@ def result(graph: Graph, state: SimState) -> SimResult:
             node = next(n for n in graph.nodes if n.name == name)
             flat = np.concatenate(parts).astype(np.float32)
             trains[name] = _to_torch_layout(flat, node.shape)
+    layers = list(dict.fromkeys(n.name for n in graph.nodes[1:] if isinstance(n, (ConvNode, LinearNode, NeuronNode))))
     return SimResult(logits, dict(state.spikes), dict(state.sops), dict(state.macs), dict(state.updates),
-                     state.steps, trains)
+                     state.steps, trains, layers)
 
 
 def _to_torch_layout(flat: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
