@@ -1,0 +1,101 @@
+"""ANN baselines of matching depth: torchvision's ResNet class and timm's Vision Transformer.
+
+They take the same inputs as the spiking models: ``[B, C, H, W]``, or ``[B, T, C, H, W]`` event
+frames, run frame by frame with the logits averaged over time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from .registry import cifar_blocks, register, register_family
+
+IMAGENET = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)), 50: (Bottleneck, (3, 4, 6, 3)),
+            104: (BasicBlock, (3, 8, 32, 8))}
+
+
+class FrameAveraged(nn.Module):
+    """An image network over ``[B, C, H, W]``, or over each frame of ``[B, T, C, H, W]`` (logits averaged)."""
+
+    def __init__(self, net: nn.Module, in_channels: int):
+        super().__init__()
+        self.net, self.in_channels = net, in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 5 and x.shape[2] == self.in_channels:
+            B, T = x.shape[:2]
+            return self.net(x.flatten(0, 1)).view(B, T, -1).mean(1)
+        if x.ndim == 4 and x.shape[1] == self.in_channels:
+            return self.net(x)
+        raise ValueError(f"expected [B, {self.in_channels}, H, W] images or [B, T, {self.in_channels}, H, W] "
+                         f"event frames, got {tuple(x.shape)}")
+
+
+class CifarResNet(nn.Module):
+    """He et al.'s CIFAR ResNet (6n+2, 16/32/64 channels) from torchvision's BasicBlock, projection shortcuts."""
+
+    def __init__(self, blocks, num_classes: int, in_channels: int, widths=(16, 32, 64)):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+                                  nn.ReLU(inplace=True))
+        layers, channels = [], widths[0]
+        for width, count, stride in zip(widths, blocks, (1, 2, 2)):
+            for i in range(count):
+                s = stride if i == 0 else 1
+                down = None
+                if s != 1 or channels != width:
+                    down = nn.Sequential(nn.Conv2d(channels, width, 1, s, bias=False), nn.BatchNorm2d(width))
+                layers.append(BasicBlock(channels, width, s, down))
+                channels = width
+        self.stages = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
+
+
+def _resnet_depth(depth: int) -> dict:
+    return {"depth": depth}
+
+
+@register_family("resnet", _resnet_depth, examples=(18, 20, 34, 50, 56, 104, 110))
+def resnet(depth: int, num_classes: int = 1000, T: int = 1, in_channels: int = 3, zero_init_residual: bool = False,
+           **kw) -> FrameAveraged:
+    """18/34/50/104: torchvision's ImageNet ResNet (104 = BasicBlock x [3, 8, 32, 8]); other 6n+2: CIFAR."""
+    if depth in IMAGENET:
+        block, layers = IMAGENET[depth]
+        net = ResNet(block, list(layers), num_classes=num_classes, zero_init_residual=zero_init_residual, **kw)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    else:
+        net = CifarResNet(cifar_blocks(depth)["blocks"], num_classes, in_channels, **kw)
+    return FrameAveraged(net, in_channels)
+
+
+def _vit(num_classes: int, in_channels: int, img_size: int, patch_size: int, embed_dim: int, depth: int,
+         num_heads: int, **kw) -> FrameAveraged:
+    from timm.models.vision_transformer import VisionTransformer
+
+    net = VisionTransformer(img_size=img_size, patch_size=patch_size, in_chans=in_channels, num_classes=num_classes,
+                            embed_dim=embed_dim, depth=depth, num_heads=num_heads, **kw)
+    return FrameAveraged(net, in_channels)
+
+
+@register("vit-tiny")
+def vit_tiny(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224, patch_size: int = 16, **kw):
+    return _vit(num_classes, in_channels, img_size, patch_size, 192, kw.pop("depth", 12), 3, **kw)
+
+
+@register("vit-small")
+def vit_small(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224, patch_size: int = 16, **kw):
+    return _vit(num_classes, in_channels, img_size, patch_size, 384, kw.pop("depth", 12), 6, **kw)
+
+
+@register("vit-small-deep")
+def vit_small_deep(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224,
+                   patch_size: int = 16, depth: int = 54, **kw):
+    """A deep-narrow ViT in the spirit of MIRL's ViT-S-54: width 384, 12 heads, ``depth`` blocks."""
+    return _vit(num_classes, in_channels, img_size, patch_size, 384, depth, 12, **kw)

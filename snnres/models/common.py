@@ -1,0 +1,65 @@
+"""Pieces every spiking architecture shares: neuron presets, the readout head, the model shell."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..layers import SeqToANN, encode_input
+from ..neurons import LIF, MLF
+
+#: MS-ResNet's neuron (Hu et al.): u = 0.25 u (1 - s) + x, s = u > 0.5, hard reset, detached,
+#: box surrogate of height 1 on |u - 0.5| < 0.5.
+ms_neuron = partial(LIF, tau=4 / 3, decay_input=False, v_threshold=0.5, v_reset=0.0, detach_reset=True,
+                    surrogate="rectangle", alpha=1.0)
+#: DS-ResNet's multi-level neuron (Feng et al.): thresholds 0.6/1.6/2.6, leak 0.25, reset kept in the graph.
+mlf_neuron = partial(MLF, levels=3, tau=4 / 3, v_threshold=0.6, spacing=1.0, decay_input=False,
+                     detach_reset=False, surrogate="rectangle", alpha=1.0)
+#: SEW-ResNet's ImageNet neuron: integrate-and-fire (no leak), threshold 1, detached hard reset, ATan.
+if_neuron = partial(LIF, tau=float("inf"), decay_input=False, v_threshold=1.0, v_reset=0.0, detach_reset=True,
+                    surrogate="atan", alpha=2.0)
+
+
+def with_backend(neuron: Callable[..., nn.Module], backend: str | None) -> Callable[..., nn.Module]:
+    return neuron if backend is None else partial(neuron, backend=backend)
+
+
+class SpikingHead(nn.Module):
+    """Readout: (neuron) -> global average pool -> mean over T -> dropout -> FC; ``[T, B, C, H, W] -> [B, K]``."""
+
+    def __init__(self, channels: int, num_classes: int, neuron: Callable[..., nn.Module] | None,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.neuron = neuron() if neuron is not None else nn.Identity()
+        self.pool = SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        features = self.pool(self.neuron(x_seq)).mean(0)
+        return self.fc(self.dropout(features))
+
+
+class SpikingNet(nn.Module):
+    """``stem -> stages -> head`` over a time-first sequence; takes ``[B,C,H,W]`` or ``[B,T,C,H,W]``."""
+
+    def __init__(self, stem: nn.Module, stages: nn.Sequential, head: nn.Module, T: int, in_channels: int):
+        super().__init__()
+        self.T, self.in_channels = T, in_channels
+        self.stem, self.stages, self.head = stem, stages, head
+
+    def blocks(self) -> list[nn.Module]:
+        """The residual (or plain) blocks, input to output."""
+        return [block for stage in self.stages for block in stage]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_seq = encode_input(x, self.T, self.in_channels)
+        return self.head(self.stages(self.stem(x_seq)))
+
+
+def zero_init_last_bn(block: nn.Module, enabled: bool) -> None:
+    if enabled and getattr(block, "last_bn", None) is not None:
+        nn.init.zeros_(block.last_bn.module.weight)

@@ -1,0 +1,101 @@
+"""MS-ResNet: membrane shortcuts (Hu et al., TNNLS 2024; the authors' Ariande1/MS-ResNet code).
+
+Block: ``r = BN(conv3x3(SN(BN(conv3x3(SN(x))))))``, output ``r + shortcut(x)`` with no neuron
+after the addition: the residual stream carries real-valued membrane input; spikes flow only
+inside the branch. Shortcut: identity, ``BN(conv1x1/stride(x))`` (18/34, CIFAR) or
+``BN(conv1x1(AvgPool2(x)))`` (104). BN weights start at the threshold 0.5, the branch's last
+BN at 0 (a block starts as the identity).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..layers import SeqToANN, seq_bn, seq_conv
+from .common import SpikingHead, SpikingNet, ms_neuron, with_backend, zero_init_last_bn
+from .registry import cifar_blocks, register, register_family
+
+BN_INIT = 0.5  # = the threshold, as the authors initialise their tdBN
+
+
+class MembraneShortcutBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, neuron: Callable[[], nn.Module],
+                 shortcut: str = "conv", zero_init: bool = True):
+        super().__init__()
+        self.neuron1 = neuron()
+        self.conv1 = seq_conv(in_channels, out_channels, 3, stride)
+        self.bn1 = seq_bn(out_channels, BN_INIT)
+        self.neuron2 = neuron()
+        self.conv2 = seq_conv(out_channels, out_channels, 3)
+        self.last_bn = seq_bn(out_channels, BN_INIT)
+        zero_init_last_bn(self, zero_init)
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        elif shortcut == "avgpool-conv":
+            pool = nn.AvgPool2d(stride, stride) if stride > 1 else nn.Identity()
+            self.shortcut = nn.Sequential(SeqToANN(pool, nn.Conv2d(in_channels, out_channels, 1, bias=False)),
+                                          seq_bn(out_channels, BN_INIT))
+        else:
+            self.shortcut = nn.Sequential(seq_conv(in_channels, out_channels, 1, stride), seq_bn(out_channels, BN_INIT))
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        r = self.bn1(self.conv1(self.neuron1(x_seq)))
+        r = self.last_bn(self.conv2(self.neuron2(r)))
+        return r + self.shortcut(x_seq)
+
+
+def build_stages(widths, blocks, strides, in_channels: int, make_block) -> tuple[nn.Sequential, int]:
+    stages, channels = [], in_channels
+    for width, count, stride in zip(widths, blocks, strides):
+        stage = []
+        for i in range(count):
+            stage.append(make_block(channels, width, stride if i == 0 else 1))
+            channels = width
+        stages.append(nn.Sequential(*stage))
+    return nn.Sequential(*stages), channels
+
+
+def ms_resnet(num_classes: int = 1000, T: int = 4, in_channels: int = 3, blocks=(2, 2, 2, 2),
+              widths=(64, 128, 256, 512), strides=(2, 2, 2, 2), stem: str = "conv7", shortcut: str = "conv",
+              dropout: float = 0.0, zero_init: bool = True, backend: str | None = None,
+              neuron: Callable[..., nn.Module] | None = None) -> SpikingNet:
+    """An MS-ResNet of any layout (the registered names fix the papers' layouts)."""
+    neuron = with_backend(neuron or ms_neuron, backend)
+    w0 = widths[0]
+    if stem == "conv7":  # ImageNet 18/34: conv7x7/2 + BN, no max-pool
+        stem_module = nn.Sequential(seq_conv(in_channels, w0, 7, 2), seq_bn(w0, BN_INIT))
+    elif stem == "conv3x3-3":  # ImageNet 104: three conv3x3 with bias (the first stride 2) + one BN
+        stem_module = nn.Sequential(SeqToANN(nn.Conv2d(in_channels, w0, 3, 2, 1), nn.Conv2d(w0, w0, 3, 1, 1),
+                                             nn.Conv2d(w0, w0, 3, 1, 1)), seq_bn(w0, BN_INIT))
+    elif stem == "conv3":  # CIFAR: conv3x3 + BN
+        stem_module = nn.Sequential(seq_conv(in_channels, w0, 3, 1), seq_bn(w0, BN_INIT))
+    else:
+        raise ValueError(f"unknown stem {stem!r}: expected conv7, conv3x3-3 or conv3")
+    stages, channels = build_stages(widths, blocks, strides, w0, lambda i, o, s: MembraneShortcutBlock(
+        i, o, s, neuron, shortcut, zero_init))
+    return SpikingNet(stem_module, stages, SpikingHead(channels, num_classes, neuron, dropout), T, in_channels)
+
+
+@register("ms-resnet18")
+def ms_resnet18(**kw):
+    return ms_resnet(blocks=(2, 2, 2, 2), **kw)
+
+
+@register("ms-resnet34")
+def ms_resnet34(**kw):
+    return ms_resnet(blocks=(3, 4, 6, 3), **kw)
+
+
+@register("ms-resnet104")
+def ms_resnet104(**kw):
+    kw.setdefault("dropout", 0.2)
+    return ms_resnet(blocks=(3, 8, 32, 8), stem="conv3x3-3", shortcut="avgpool-conv", **kw)
+
+
+@register_family("ms-resnet-cifar", cifar_blocks, examples=(8, 20, 32, 44, 56, 110, 482))
+def ms_resnet_cifar(blocks, first_stride: int = 1, widths=(16, 32, 64), **kw):
+    """CIFAR 6n+2 family, 16/32/64 channels; ``first_stride=2`` for CIFAR10-DVS (128x128 input)."""
+    return ms_resnet(blocks=blocks, widths=widths, strides=(first_stride, 2, 2), stem="conv3", **kw)

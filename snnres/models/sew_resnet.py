@@ -1,0 +1,120 @@
+"""SEW-ResNet (Fang et al., NeurIPS 2021) and the plain spiking ResNet (no shortcuts) beside it.
+
+SEW block: ``A = SN(BN(conv(SN(BN(conv(S))))))``, shortcut ``S`` or ``SN(BN(conv1x1(S)))``, output
+``g(A, shortcut)`` with ADD ``A + S``, AND ``A * S`` or IAND ``(1 - A) * S``. The plain network
+(``spiking-resnet{N}``) keeps ``A`` and drops the shortcut altogether (the degradation study).
+ImageNet layouts (18/34/50) follow torchvision's ResNet with spiking neurons; any other 6n+2 depth
+is the CIFAR layout (16/32/64 channels).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..layers import SeqToANN, seq_bn, seq_conv
+from .common import SpikingHead, SpikingNet, if_neuron, mlf_neuron, ms_neuron, with_backend
+from .ms_resnet import build_stages
+from .registry import cifar_blocks, register, register_family
+from ..neurons import LIF
+
+CONNECT = {
+    "ADD": lambda a, s: a + s,
+    "AND": lambda a, s: a * s,
+    "IAND": lambda a, s: (1.0 - a) * s,
+}
+NEURONS = {
+    "if": if_neuron,
+    "plif": partial(LIF, tau=2.0, learn_tau=True, decay_input=True, v_threshold=1.0, detach_reset=True,
+                    surrogate="atan", alpha=2.0),
+    "ms": ms_neuron,
+    "mlf": mlf_neuron,
+}
+IMAGENET = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
+
+
+def _branch(in_ch: int, out_ch: int, stride: int, kind: str, neuron) -> tuple[list[nn.Module], int]:
+    if kind == "basic":
+        return [seq_conv(in_ch, out_ch, 3, stride), seq_bn(out_ch), neuron(),
+                seq_conv(out_ch, out_ch, 3), seq_bn(out_ch), neuron()], out_ch
+    mid, out = out_ch, out_ch * 4
+    return [seq_conv(in_ch, mid, 1), seq_bn(mid), neuron(), seq_conv(mid, mid, 3, stride), seq_bn(mid), neuron(),
+            seq_conv(mid, out, 1), seq_bn(out), neuron()], out
+
+
+class SpikeElementWiseBlock(nn.Module):
+    """A SEW block (``connect`` ADD/AND/IAND), or a plain block when ``connect`` is None."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, kind: str, neuron, connect: str | None):
+        super().__init__()
+        layers, self.out_channels = _branch(in_ch, out_ch, stride, kind, neuron)
+        self.branch = nn.Sequential(*layers)
+        self.connect = connect
+        if connect is None:
+            self.shortcut = None
+        elif stride == 1 and in_ch == self.out_channels:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(seq_conv(in_ch, self.out_channels, 1, stride), seq_bn(self.out_channels),
+                                          neuron())
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        a = self.branch(s)
+        if self.shortcut is None:
+            return a
+        return CONNECT[self.connect](a, self.shortcut(s))
+
+
+def sew_style_resnet(num_classes: int, T: int, in_channels: int, layout: str, blocks, kind: str = "basic",
+                     connect: str | None = "ADD", neuron: str | Callable = "if", backend: str | None = None,
+                     widths=None, first_stride: int = 1) -> SpikingNet:
+    if connect is not None and connect not in CONNECT:
+        raise ValueError(f"unknown connect function {connect!r}: expected one of {sorted(CONNECT)}")
+    make = NEURONS[neuron] if isinstance(neuron, str) else neuron
+    neuron_fn = with_backend(make, backend)
+    if layout == "imagenet":
+        widths = widths or (64, 128, 256, 512)
+        strides = (1, 2, 2, 2)
+        stem = nn.Sequential(seq_conv(in_channels, widths[0], 7, 2), seq_bn(widths[0]), neuron_fn(),
+                             SeqToANN(nn.MaxPool2d(3, 2, 1)))
+    else:
+        widths = widths or (16, 32, 64)
+        strides = (first_stride, 2, 2)
+        stem = nn.Sequential(seq_conv(in_channels, widths[0], 3), seq_bn(widths[0]), neuron_fn())
+    expansion = 4 if kind == "bottleneck" else 1
+    stages, channels = [], widths[0]
+    for width, count, stride in zip(widths, blocks, strides):
+        stage = []
+        for i in range(count):
+            block = SpikeElementWiseBlock(channels, width, stride if i == 0 else 1, kind, neuron_fn, connect)
+            stage.append(block)
+            channels = width * expansion
+        stages.append(nn.Sequential(*stage))
+    return SpikingNet(stem, nn.Sequential(*stages), SpikingHead(channels, num_classes, None), T, in_channels)
+
+
+def _depth(depth: int) -> dict:
+    if depth in IMAGENET:
+        kind, blocks = IMAGENET[depth]
+        return {"layout": "imagenet", "kind": kind, "blocks": blocks}
+    return {"layout": "cifar", "kind": "basic", **cifar_blocks(depth)}
+
+
+for _d in IMAGENET:
+    register(f"sew-resnet{_d}")(partial(lambda d, **kw: sew_style_resnet(**_depth(d), **kw), _d))
+
+
+@register_family("sew-resnet", _depth, examples=(8, 20, 32, 56, 110))
+def sew_resnet(**kw):
+    """SEW-ResNet; ``connect`` ADD (default), AND or IAND; ``neuron`` if (default), plif, ms, mlf."""
+    return sew_style_resnet(**kw)
+
+
+@register_family("spiking-resnet", _depth, examples=(8, 18, 20, 32, 34, 50, 56, 110))
+def spiking_resnet(**kw):
+    """The plain spiking ResNet: SEW's layout with every shortcut removed."""
+    kw["connect"] = None
+    return sew_style_resnet(**kw)
