@@ -22,6 +22,7 @@ from torch import nn
 from . import kernels
 
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
+from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
 from .trace import trace
 
 

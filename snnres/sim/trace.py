@@ -21,12 +21,13 @@ from .graph import (
 )
 
 Handler = Callable[[nn.Module, str, Graph, int], int]
-HANDLERS: dict[type, Handler] = {}
+HANDLERS: dict[type | str, Handler] = {}  # by class, or by "module.QualName" (no import needed)
 PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
-def register(*types: type) -> Callable[[Handler], Handler]:
-    """Decorator: ``handler(module, name, graph, src) -> output node`` for modules of ``types``."""
+def register(*types: type | str) -> Callable[[Handler], Handler]:
+    """Decorator: ``handler(module, name, graph, src) -> output node`` for modules of ``types``
+    (classes, or their ``"module.QualName"`` so that the simulator need not import them)."""
     def wrap(handler: Handler) -> Handler:
         for t in types:
             HANDLERS[t] = handler
@@ -39,8 +40,9 @@ def trace(module: nn.Module, name: str, graph: Graph, src: int) -> int:
     if isinstance(module, PASS_THROUGH):
         return src
     for cls in type(module).__mro__:
-        if cls in HANDLERS:
-            return HANDLERS[cls](module, name, graph, src)
+        handler = HANDLERS.get(cls) or HANDLERS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if handler is not None:
+            return handler(module, name, graph, src)
     raise UnsupportedLayerError(
         f"the event-driven simulator does not support layer {name or '<model>'!r} "
         f"({type(module).__name__}); supported: Conv2d, Linear, BatchNorm (after conv/linear), LIF, MLF, "
@@ -53,23 +55,43 @@ def child_name(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+def is_time_merged(module: nn.Module) -> bool:
+    """``snnres.layers.SeqToANN``: a per-step layer applied to ``[T*B, ...]`` (the same thing here)."""
+    return type(module).__name__ == "SeqToANN" and hasattr(module, "module")
+
+
+def flat_children(module: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
+    """``(qualified name, child)`` in order, with time-merge wrappers and nested Sequentials
+    opened up, so that a BatchNorm finds the conv/linear layer before it."""
+    out = []
+    for key, child in module.named_children():
+        key = child_name(name, key)
+        if is_time_merged(child):
+            key, child = f"{key}.module", child.module
+        if type(child) is nn.Sequential:
+            out += flat_children(child, key)
+        else:
+            out.append((key, child))
+    return out
+
+
 @register(nn.Sequential)
 def sequential(module: nn.Sequential, name: str, graph: Graph, src: int) -> int:
     """Children in order; a BatchNorm right after a Conv2d/Linear is folded into it."""
-    children = list(module.named_children())
+    children = flat_children(module, name)
     i = 0
     while i < len(children):
         key, child = children[i]
         following = children[i + 1][1] if i + 1 < len(children) else None
         if isinstance(child, (nn.Conv2d, nn.Linear)) and isinstance(following, BATCHNORMS):
-            src = synapse(child, child_name(name, key), graph, src, bn=following)
+            src = synapse(child, key, graph, src, bn=following)
             i += 2
             continue
         if isinstance(child, BATCHNORMS):
             raise UnsupportedLayerError(
-                f"BatchNorm {child_name(name, key)!r} does not follow a Conv2d/Linear layer, so it cannot be folded"
+                f"BatchNorm {key!r} does not follow a Conv2d/Linear layer, so it cannot be folded"
             )
-        src = trace(child, child_name(name, key), graph, src)
+        src = trace(child, key, graph, src)
         i += 1
     return src
 

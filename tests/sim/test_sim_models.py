@@ -1,0 +1,43 @@
+"""The architectures of snnres.models, event-driven vs dense: identical spikes, same logits."""
+
+import numpy as np
+import pytest
+import torch
+
+from sim_testnets import dense_run, dyadic_, frames_of, random_events
+from snnres.sim import EventSimulator
+
+ms_resnet = pytest.importorskip("snnres.models.ms_resnet")
+
+SENSOR = (16, 16, 2)
+
+
+def check(net, seed, T=4, n_events=1500, sensor=SENSOR):
+    rng = np.random.default_rng(seed)
+    dyadic_(net, rng)  # also makes the zero-initialised last BN of each block non-zero
+    events = random_events(rng, sensor, n_events)
+    logits, spikes = dense_run(net, frames_of(events, sensor, T))
+    out = EventSimulator(net).run(events, sensor, T, record=True)
+    assert set(out.spike_trains) == set(spikes)
+    for name, dense in spikes.items():
+        assert torch.equal(out.spike_trains[name], dense), f"spikes of {name} differ"
+    torch.testing.assert_close(out.logits, logits, rtol=1e-6, atol=1e-6)
+    assert sum(out.spikes_per_layer.values()) > 0
+    return out
+
+
+@pytest.mark.parametrize("shortcut", ["conv", "avgpool-conv"])
+def test_ms_resnet_membrane_shortcuts(shortcut):
+    net = ms_resnet.ms_resnet(num_classes=5, T=4, in_channels=2, blocks=(1, 2), widths=(8, 16), strides=(1, 2),
+                              stem="conv3", shortcut=shortcut)
+    out = check(net, 0 if shortcut == "conv" else 1)
+    # the projection shortcut reads the real-valued residual stream: MACs, not SOPs
+    assert any(name.startswith("stages.1.0.shortcut") for name in out.macs)
+    assert "stages.0.0.conv1.module" in out.sops
+
+
+def test_ms_resnet_imagenet_stems():
+    for seed, stem in enumerate(["conv7", "conv3x3-3"]):
+        net = ms_resnet.ms_resnet(num_classes=4, T=3, in_channels=2, blocks=(1, 1), widths=(8, 8), strides=(1, 2),
+                                  stem=stem)
+        check(net, 10 + seed, T=3, sensor=(20, 18, 2))
