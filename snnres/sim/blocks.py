@@ -68,3 +68,32 @@ def add(graph: Graph, name: str, a: int, b: int, mode: str) -> int:
     node.emits = "current" if "current" in (graph.nodes[a].emits, graph.nodes[b].emits) else "events"
     node.integer = graph.nodes[a].integer and graph.nodes[b].integer
     return graph.add(node)
+
+
+@register(f"{MODELS}.ds_resnet.DualSpikeBlock")
+def dual_spike_block(block: nn.Module, name: str, graph: Graph, src: int) -> int:
+    """DS-ResNet: ``MLF(BN(conv(MLF(BN(conv(x)))))) + shortcut(x)``: spike counts add up (0..6)."""
+    branch = [(child_name(name, key), getattr(block, key)) for key in ("conv1", "bn1", "neuron1", "conv2",
+                                                                        "last_bn", "neuron2")]
+    r = run_sequence(branch, graph, src)
+    shortcut = trace(block.shortcut, child_name(name, "shortcut"), graph, src)
+    return add(graph, name, r, shortcut, "add")
+
+
+@register(f"{MODELS}.sew_resnet.SpikeElementWiseBlock")
+def spike_element_wise_block(block: nn.Module, name: str, graph: Graph, src: int) -> int:
+    """SEW: ``g(A, shortcut)`` on spikes, ADD ``A + S``, AND ``A * S``, IAND ``(1 - A) * S``;
+    the plain block (``connect=None``) is the branch alone."""
+    a = trace(block.branch, child_name(name, "branch"), graph, src)
+    if block.shortcut is None:
+        return a
+    if block.connect not in ("ADD", "AND", "IAND"):
+        raise UnsupportedLayerError(f"block {name!r}: connect function {block.connect!r} is not supported")
+    shortcut = trace(block.shortcut, child_name(name, "shortcut"), graph, src)
+    return add(graph, name, a, shortcut, block.connect.lower())
+
+
+@register(f"{MODELS}.spiking_cnn.ConvSpikeBlock")
+def conv_spike_block(block: nn.Module, name: str, graph: Graph, src: int) -> int:
+    pairs = [(child_name(name, key), getattr(block, key)) for key in ("conv", "bn", "neuron", "pool")]
+    return run_sequence(pairs, graph, src)

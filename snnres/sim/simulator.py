@@ -183,9 +183,9 @@ def run_add(node: AddNode, inputs: list[Signal], state: SimState, index: int) ->
         total = a * b
     else:  # "iand"
         total = (np.float32(1) - a) * b
-    if all(s.current is None and s.integer for s in inputs):  # spikes in, spike counts out (SEW)
+    if all(s.current is None and s.integer for s in inputs):  # spikes in, spike counts out (SEW, DS)
         ptr, idx, val = kernels.compact(total)
-        return Signal(ptr, idx, val, integer=True)
+        return Signal(ptr, idx, val, integer=bool(np.all(val >= 0)))
     return Signal(current=total)
 
 

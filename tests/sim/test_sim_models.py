@@ -41,3 +41,42 @@ def test_ms_resnet_imagenet_stems():
         net = ms_resnet.ms_resnet(num_classes=4, T=3, in_channels=2, blocks=(1, 1), widths=(8, 8), strides=(1, 2),
                                   stem=stem)
         check(net, 10 + seed, T=3, sensor=(20, 18, 2))
+
+
+models = pytest.importorskip("snnres.models")
+
+
+@pytest.mark.parametrize("first_stride", [1, 2])
+def test_ds_resnet_mlf(first_stride):
+    net = models.create_model("ds-resnet8", num_classes=5, T=4, in_channels=2, widths=(8, 12, 16),
+                              first_stride=first_stride)
+    out = check(net, 20 + first_stride)
+    assert "stages.1.0.shortcut.2" in out.spikes_per_layer  # the MLF of the projection shortcut
+
+
+@pytest.mark.parametrize("connect,neuron", [("ADD", "if"), ("AND", "ms"), ("IAND", "plif"), ("ADD", "mlf")])
+def test_sew_resnet(connect, neuron):
+    net = models.create_model("sew-resnet8", num_classes=5, T=4, in_channels=2, connect=connect, neuron=neuron)
+    check(net, 30 + len(connect) + len(neuron))
+
+
+def test_sew_resnet_imagenet_layout_with_max_pool():
+    net = models.create_model("sew-resnet18", num_classes=3, T=2, in_channels=2, widths=(8, 8, 16, 16))
+    check(net, 40, T=2, sensor=(32, 32, 2), n_events=3000)
+
+
+def test_plain_spiking_resnet_and_spiking_cnn():
+    check(models.create_model("spiking-resnet8", num_classes=5, T=4, in_channels=2), 50)
+    check(models.create_model("spiking-cnn", num_classes=5, T=4, in_channels=2, widths=(8, 8)), 51)
+    check(models.create_model("spiking-cnn", num_classes=5, T=4, in_channels=2, widths=(8,), norm=False,
+                              neuron="if"), 52)
+
+
+def test_ann_baseline_is_rejected_with_the_layer_named():
+    from snnres.sim import UnsupportedLayerError
+
+    name = next((n for n in models.list_models() if n.startswith("resnet")), None)
+    if name is None:
+        pytest.skip("no ANN baseline registered")
+    with pytest.raises(UnsupportedLayerError, match="does not support layer"):
+        EventSimulator(models.create_model(name, num_classes=3, in_channels=2))
