@@ -188,7 +188,10 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> d
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log = RunLog(out, dist_info.is_main)
 
+    saved_at_step = [scheduler.last_epoch]  # optimizer steps taken when last.pt was last written
+
     def checkpoint(epoch: int, metrics: dict[str, Any], name: str = "last.pt") -> None:
+        saved_at_step[0] = scheduler.last_epoch
         if dist_info.is_main:
             save_checkpoint(out / name, {
                 "model": bare.state_dict(), "model_args": model_args, "config": cfg.to_dict(),
@@ -229,9 +232,11 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> d
                 if is_best and dist_info.is_main:
                     save_checkpoint(out / "best.pt", read_checkpoint(out / "last.pt"))
         except KeyboardInterrupt:
-            # Interrupted mid-epoch: last.pt holds the weights so far; a resume redoes this epoch.
-            checkpoint(epoch, metrics)
-            console.print(f"interrupted: saved {out / 'last.pt'}; continue with --resume {out / 'last.pt'}")
+            if scheduler.last_epoch != saved_at_step[0]:
+                # Interrupted mid-epoch: save the weights so far; a resume redoes this epoch from them.
+                checkpoint(epoch, metrics)
+            console.print(f"interrupted: {out / 'last.pt'} holds the last state; continue with "
+                          f"--resume {out / 'last.pt'}")
             distributed.teardown(dist_info)
             raise
         except TrainingDiverged as error:

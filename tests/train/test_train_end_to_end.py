@@ -44,11 +44,27 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)["model"]
 
 
-def test_resume_is_exact(tmp_path):
+def test_resume_is_exact(tmp_path, monkeypatch):
     train(tiny_config(tmp_path / "straight", epochs=2))
-    train(tiny_config(tmp_path / "split", epochs=1))
-    cfg = tiny_config(tmp_path / "split", epochs=2, resume=str(tmp_path / "split" / "last.pt"))
-    train(cfg, explicit={"epochs", "resume"})
+
+    # The same 2-epoch run, stopped (Ctrl-C / SIGTERM) once epoch 1 is done, then resumed.
+    import snnres.train.run as run
+
+    real_epoch, calls = run.train_epoch, []
+
+    def stop_before_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(run, "train_epoch", stop_before_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path / "split", epochs=2))
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path / "split" / "last.pt")["epoch"] == 1
+    train(tiny_config(tmp_path / "split", epochs=2, resume=str(tmp_path / "split" / "last.pt")),
+          explicit={"resume"})
     straight, split = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "split" / "last.pt")
     assert straight.keys() == split.keys()
     for key in straight:
