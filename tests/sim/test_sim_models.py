@@ -80,3 +80,24 @@ def test_ann_baseline_is_rejected_with_the_layer_named():
         pytest.skip("no ANN baseline registered")
     with pytest.raises(UnsupportedLayerError, match="does not support layer"):
         EventSimulator(models.create_model(name, num_classes=3, in_channels=2))
+
+
+def test_float_weights_ms_resnet_within_tolerance():
+    """Ordinary float32 weights (BN folded, sums in another order): logits within float tolerance."""
+    torch.manual_seed(0)
+    net = models.create_model("ms-resnet-cifar8", num_classes=5, T=4, in_channels=2, widths=(8, 16, 16))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    events = random_events(np.random.default_rng(60), SENSOR, 1500)
+    logits, spikes = dense_run(net, frames_of(events, SENSOR, 4))
+    out = EventSimulator(net).run(events, SENSOR, 4, record=True)
+    torch.testing.assert_close(out.logits, logits, rtol=1e-4, atol=1e-4)
+    total = sum(int(s.numel()) for s in spikes.values())
+    differing = sum(int((out.spike_trains[k] != s).sum()) for k, s in spikes.items())
+    assert differing <= total * 1e-3  # only neurons within rounding of the threshold may flip
