@@ -57,3 +57,18 @@ def test_stream_rejects_going_back_in_time():
     stream.push(events[50:], sensor, bin_us=1000)
     with pytest.raises(ValueError, match="back in time"):
         stream.push(events[:50], sensor, bin_us=1000)
+
+
+def test_ms_resnet_stream_step_by_step_equals_one_shot():
+    models = pytest.importorskip("snnres.models")
+    from sim_testnets import dyadic_
+
+    rng = np.random.default_rng(11)
+    net = dyadic_(models.create_model("ms-resnet-cifar8", num_classes=4, T=5, in_channels=2, widths=(8, 8, 8)), rng)
+    sim = EventSimulator(net)
+    frames = torch.from_numpy(rng.integers(0, 2, (5, 2, 12, 12)) * (rng.random((5, 2, 12, 12)) < 0.2)).float()
+    one_shot = sim.run(frames, record=True)
+    stream = sim.stream(record=True)
+    for t in range(5):  # strictly time-major: one step at a time
+        stream.push_frames(frames[t:t + 1])
+    same_result(stream.result(), one_shot)
