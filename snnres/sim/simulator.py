@@ -18,13 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-
-from . import kernels
-
-from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
+from . import kernels
+from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from .trace import trace
-
 
 
 @dataclass
@@ -239,6 +236,8 @@ class EventSimulator:
 
     ``run(events, sensor_size, T)`` bins Tonic events like ``ToFrame(sensor_size, n_time_bins=T)``;
     ``run(frames)`` takes a ``[T, C, H, W]`` frame tensor. ``stream(...)`` feeds chunks.
+    The weights are read (and BN folded) once per input shape: build a new simulator after
+    changing the model.
     """
 
     def __init__(self, model: nn.Module):
