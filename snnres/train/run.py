@@ -57,7 +57,8 @@ def make_loaders(cfg: TrainConfig, dist_info) -> tuple[DataLoader, DataLoader, d
 
     kwargs = dict(root=cfg.data_dir, T=cfg.T, download=cfg.download, **cfg.dataset_kwargs)
     train_set = make_dataset(cfg.dataset, train=True, **kwargs)
-    test_set = make_dataset(cfg.dataset, train=False, **kwargs)
+    # Augmentation is for training only: the test split never gets it, whatever was asked.
+    test_set = make_dataset(cfg.dataset, train=False, **{k: v for k, v in kwargs.items() if k != "augment"})
     in_channels, data_T, num_classes = data_shape(train_set)
     # One sampler for one process and for many: the permutation comes from (seed, epoch) alone, so a
     # resumed run sees the same order, and N processes see together what one process would.
