@@ -183,6 +183,50 @@ def _export(args: argparse.Namespace) -> int:
     return export_command(args.checkpoint, args.format, args.output, args.dt, args.allow_lossy, args.input_shape)
 
 
+def _sweep_depth(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .study import plot_sweep, sweep_depth
+    from .train import build_config
+
+    overrides = {"dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size, "T": args.T,
+                 "lr": args.lr, "seed": args.seed, "device": args.device,
+                 "max_steps_per_epoch": args.max_steps_per_epoch,
+                 "dataset_kwargs": _key_values(args.dataset_arg) if args.dataset_arg else None}
+    base = build_config(overrides)
+    console = Console()
+    families = [f.strip() for f in args.family.split(",") if f.strip()]
+    depths = [int(d) for d in args.depths.split(",")]
+    results = sweep_depth(families, depths, base, args.out, console)
+    png = plot_sweep(results, f"{args.out}/degradation.png")
+    console.print(f"wrote {args.out}/results.json and {png}", markup=False)
+    for cell in sorted(results["cells"].values(), key=lambda c: (c["family"], c["depth"])):
+        console.print(f"{cell['family']:16s} {cell['depth']:4d}  train acc {cell['train_top1']:.3f}  "
+                      f"train loss {cell['train_loss']:.3f}  test acc {cell['test_top1']:.3f}", markup=False)
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .study import diagnose, write_diagnosis
+
+    result = diagnose(args.arch, steps=args.steps, batch_size=args.batch_size, T=args.T, size=args.size,
+                      **_key_values(args.model_arg))
+    table = Table("block", "grad norm (init)", f"grad norm ({args.steps} steps)", "firing rate (init)",
+                  title=f"{args.arch}: {result['blocks']} blocks")
+    n = result["blocks"]
+    for i in sorted(set([0, n - 1] + list(range(0, n, max(1, n // 16))))):
+        table.add_row(str(i + 1), f"{result['init']['grad_norm'][i]:.3g}", f"{result['trained']['grad_norm'][i]:.3g}",
+                      f"{result['init']['firing_rate'][i]:.3f}")
+    console = Console()
+    console.print(table)
+    json_path, png_path = write_diagnosis(result, args.out)
+    console.print(f"wrote {json_path} and {png_path}", markup=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnres", description="Deep residual spiking neural networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -238,6 +282,31 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--input-shape", type=int, nargs="+", metavar="N",
                     help="one sample at one step, e.g. 2 32 32 (default: from the checkpoint's data set)")
     ex.set_defaults(func=_export)
+
+    sw = sub.add_parser("sweep-depth", help="the degradation study: accuracy and loss vs depth per family")
+    sw.add_argument("--family", default="ms-resnet-cifar,spiking-resnet,sew-resnet,ds-resnet,resnet")
+    sw.add_argument("--depths", default="8,14,20,32,56,110")
+    sw.add_argument("--dataset", default="synthetic-dvs")
+    sw.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE")
+    sw.add_argument("--epochs", type=int, default=4)
+    sw.add_argument("--batch-size", type=int, default=32)
+    sw.add_argument("--T", type=int, default=4)
+    sw.add_argument("--lr", type=float, default=0.05)
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--device", default="auto")
+    sw.add_argument("--max-steps-per-epoch", type=int)
+    sw.add_argument("--out", default="runs/sweep")
+    sw.set_defaults(func=_sweep_depth)
+
+    dg = sub.add_parser("diagnose", help="per-block gradient norm and firing rate through depth")
+    dg.add_argument("--arch", required=True)
+    dg.add_argument("--steps", type=int, default=3, help="training steps before the second profile")
+    dg.add_argument("--batch-size", type=int, default=1)
+    dg.add_argument("--T", type=int, default=2)
+    dg.add_argument("--size", type=int, default=16, help="input height and width")
+    dg.add_argument("--model-arg", action="append", metavar="KEY=VALUE")
+    dg.add_argument("--out", default="runs/diagnose")
+    dg.set_defaults(func=_diagnose)
     return parser
 
 

@@ -1,0 +1,6 @@
+"""The degradation study: depth sweeps and signal-propagation diagnosis."""
+
+from .diagnose import diagnose, write_diagnosis
+from .sweep import FAMILIES, arch_name, plot_sweep, sweep_depth
+
+__all__ = ["FAMILIES", "arch_name", "diagnose", "plot_sweep", "sweep_depth", "write_diagnosis"]

@@ -1,0 +1,100 @@
+"""The degradation study: train each (family, depth) cell with one recipe, record, plot.
+
+A cell's result lands in ``OUT/results.json`` as soon as it finishes; a rerun skips finished
+cells (and resumes an interrupted one from its ``last.pt``), so a sweep can be stopped any time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..train import TrainConfig, read_checkpoint, train
+from ..train.checkpoint import build_model
+
+#: family -> (name template, model kwargs that keep the comparison controlled)
+FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "ms-resnet-cifar": ("ms-resnet-cifar{depth}", {}),
+    # the plain network and SEW with MS-ResNet's neuron: only the shortcut differs
+    "spiking-resnet": ("spiking-resnet{depth}", {"neuron": "ms"}),
+    "sew-resnet": ("sew-resnet{depth}", {"neuron": "ms"}),
+    "ds-resnet": ("ds-resnet{depth}", {"widths": (16, 32, 64)}),
+    "resnet": ("resnet{depth}", {}),
+}
+
+
+def arch_name(family: str, depth: int) -> str:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; families: {', '.join(FAMILIES)}")
+    return FAMILIES[family][0].format(depth=depth)
+
+
+def _save_results(path: Path, results: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, path)
+
+
+def sweep_depth(families: list[str], depths: list[int], base: TrainConfig, out: str | Path,
+                console=None) -> dict[str, Any]:
+    """Train every cell (family x depth) with ``base``'s recipe; returns and writes ``results.json``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {"recipe": base.to_dict(), "cells": {}}
+    for family in families:
+        for depth in depths:
+            key = f"{family}/{depth}"
+            if key in results["cells"]:
+                continue
+            cell_out = out / f"{family}-{depth}"
+            arch = arch_name(family, depth)
+            kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in FAMILIES[family][1].items()}
+            cfg = replace(base, arch=arch, out=str(cell_out), model_kwargs={**kwargs, **base.model_kwargs})
+            last = cell_out / "last.pt"
+            done = last.exists() and read_checkpoint(last)["epoch"] >= cfg.epochs
+            if console is not None:
+                console.print(f"[bold]{key}[/bold]: {arch}" + (" (done before)" if done else ""))
+            if not done:
+                cfg = replace(cfg, resume=str(last) if last.exists() else None)
+                train(cfg, explicit=set(cfg.to_dict()), console=console)
+            state = read_checkpoint(last)
+            metrics = state["metrics"]
+            params = sum(p.numel() for p in build_model(state["model_args"]).parameters())
+            results["cells"][key] = {"family": family, "depth": depth, "arch": arch, "parameters": params, **metrics}
+            _save_results(path, results)
+    return results
+
+
+def plot_sweep(results: dict[str, Any], path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    by_family: dict[str, list[dict]] = {}
+    for cell in results["cells"].values():
+        by_family.setdefault(cell["family"], []).append(cell)
+    for family, cells in by_family.items():
+        cells.sort(key=lambda c: c["depth"])
+        depths = [c["depth"] for c in cells]
+        axes[0].plot(depths, [c["train_top1"] for c in cells], "o-", label=family)
+        axes[1].plot(depths, [c["train_loss"] for c in cells], "o-", label=family)
+        axes[2].plot(depths, [c["test_top1"] for c in cells], "o-", label=family)
+    for ax, title in zip(axes, ("training accuracy", "training loss (final epoch)", "test accuracy")):
+        ax.set_xscale("log")
+        ax.set_xlabel("depth (layers)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    recipe = results.get("recipe", {})
+    fig.suptitle(f"degradation study on {recipe.get('dataset')}: {recipe.get('epochs')} epochs, "
+                 f"T={recipe.get('T')}, lr {recipe.get('lr')}, batch {recipe.get('batch_size')}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return Path(path)
