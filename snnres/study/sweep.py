@@ -49,6 +49,8 @@ def sweep_depth(families: list[str], depths: list[int], base: TrainConfig, out: 
         for depth in depths:
             key = f"{family}/{depth}"
             if key in results["cells"]:
+                if console is not None:
+                    console.print(f"[bold]{key}[/bold]: {results['cells'][key]['arch']} (done before)")
                 continue
             cell_out = out / f"{family}-{depth}"
             arch = arch_name(family, depth)
