@@ -183,6 +183,13 @@ def _export(args: argparse.Namespace) -> int:
     return export_command(args.checkpoint, args.format, args.output, args.dt, args.allow_lossy, args.input_shape)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from .sim.cli import simulate_command
+
+    sensor = tuple(args.sensor_size) if args.sensor_size else None
+    return simulate_command(args.checkpoint, args.events, args.T, sensor)
+
+
 def _sweep_depth(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -282,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--input-shape", type=int, nargs="+", metavar="N",
                     help="one sample at one step, e.g. 2 32 32 (default: from the checkpoint's data set)")
     ex.set_defaults(func=_export)
+
+    sm = sub.add_parser("simulate", help="run a checkpoint event by event on an event file, with exact counts")
+    sm.add_argument("checkpoint")
+    sm.add_argument("--events", required=True, help=".npy of Tonic structured events (x, y, p, t)")
+    sm.add_argument("--T", type=int, help="time bins (default: the checkpoint's T)")
+    sm.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"),
+                    help="sensor size (default: from the checkpoint's data set)")
+    sm.set_defaults(func=_simulate)
 
     sw = sub.add_parser("sweep-depth", help="the degradation study: accuracy and loss vs depth per family")
     sw.add_argument("--family", default="ms-resnet-cifar,spiking-resnet,sew-resnet,ds-resnet,resnet")
