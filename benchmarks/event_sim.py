@@ -11,7 +11,7 @@ binning not timed); the event-driven run starts from the Tonic events (binning t
 check that they predict the same class. Times are the best of ``--repeats`` runs.
 Writes ``results/event_sim-cpu.json`` and ``results/event_sim-cpu.png``; prints the crossover.
 
-    python benchmarks/event_sim.py [--repeats 5] [--out benchmarks/results]
+    python benchmarks/event_sim.py [--repeats 5] [--threads N] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -133,7 +133,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--threads", type=int, default=None, help="torch and numba threads (default: all cores)")
     args = parser.parse_args()
+    if args.threads:
+        import numba
+
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)
 
     from lif import machine  # benchmarks/lif.py: the CPU model line
 
@@ -159,12 +165,15 @@ def main() -> None:
               + " ".join(f"{r:.3%}" for r in rates.values()))
     cross = crossover(rows)
     print(f"crossover (event-driven as fast as dense) at activity ~{cross:.1%}" if cross else "no crossover")
-    result = dict(machine=machine("cpu"), torch=torch.__version__, sensor=SENSOR, T=T, network=str(net.as_sequential()),
+    import numba
+
+    result = dict(machine=machine("cpu"), torch=torch.__version__, numba_threads=numba.get_num_threads(), sensor=SENSOR, T=T, network=str(net.as_sequential()),
                   rows=rows, crossover_activity=cross)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "event_sim-cpu.json").write_text(json.dumps(result, indent=2))
-    plot(rows, cross, out_dir / "event_sim-cpu.png")
+    tag = f"-{args.threads}thread" if args.threads else ""
+    (out_dir / f"event_sim-cpu{tag}.json").write_text(json.dumps(result, indent=2))
+    plot(rows, cross, out_dir / f"event_sim-cpu{tag}.png")
 
 
 def plot(rows: list[dict], cross: float | None, path: Path) -> None:
