@@ -21,3 +21,9 @@ def test_unknown_option_is_named(tmp_path):
     path.write_text("epochz: 3\n")
     with pytest.raises(ValueError, match=r"unknown training option\(s\) \['epochz'\]"):
         build_config({}, path)
+
+
+def test_dataset_options_merge_with_the_recipe():
+    cfg = build_config({"dataset_kwargs": {"num_samples": 64}})
+    assert cfg.dataset == "synthetic-dvs"
+    assert cfg.dataset_kwargs == {"num_samples": 64, "augment": True}

@@ -15,7 +15,8 @@ from snnres.train import read_checkpoint
 # A BatchNorm-free network: with BatchNorm, each process normalises by its own half batch
 # (SyncBatchNorm needs CUDA), so only a BN-free run can equal the single-process one exactly.
 COMMON = ["train", "--arch", "spiking-cnn", "--model-arg", "norm=false", "--dataset", "synthetic-dvs",
-          "--dataset-arg", "num_samples=32", "--dataset-arg", "size=16", "--T", "4", "--batch-size", "8",
+          "--dataset-arg", "num_samples=32", "--dataset-arg", "size=16", "--dataset-arg", "augment=false",
+          "--T", "4", "--batch-size", "8",
           "--epochs", "1", "--max-steps-per-epoch", "3", "--lr", "0.1", "--device", "cpu", "--seed", "3"]
 
 
