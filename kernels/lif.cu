@@ -220,29 +220,17 @@ __device__ __forceinline__ void backward_neuron(
         v[k] = to_float(v0[k * N + i]);
         grad_v[k] = grad_v_last != nullptr ? to_float(grad_v_last[k * N + i]) : 0.0f;
     }
-    // Recompute H exactly as the forward did.
+    // Recompute H exactly as the forward did (a fully unrolled loop when H lives in registers).
+    const long long t_end = IN_REGISTERS ? MAX_T : T;
 #pragma unroll
-    for (int t = 0; t < (IN_REGISTERS ? MAX_T : 1); ++t) {
-        if (!IN_REGISTERS) break;
-        if (t < T) {
-            const float xt = to_float(x[t * N + i]);
+    for (long long t = 0; t < t_end; ++t) {
+        if (t >= T) break;
+        const float xt = to_float(x[t * N + i]);
 #pragma unroll
-            for (int k = 0; k < LEVELS; ++k) {
-                const float h = charge(v[k], xt, inv_tau, v_rest);
-                hs.at(k, t, T) = h;
-                v[k] = reset(h, h >= threshold[k] ? 1.0f : 0.0f, threshold[k], v_rest);
-            }
-        }
-    }
-    if (!IN_REGISTERS) {
-        for (long long t = 0; t < T; ++t) {
-            const float xt = to_float(x[t * N + i]);
-#pragma unroll
-            for (int k = 0; k < LEVELS; ++k) {
-                const float h = charge(v[k], xt, inv_tau, v_rest);
-                hs.at(k, t, T) = h;
-                v[k] = reset(h, h >= threshold[k] ? 1.0f : 0.0f, threshold[k], v_rest);
-            }
+        for (int k = 0; k < LEVELS; ++k) {
+            const float h = charge(v[k], xt, inv_tau, v_rest);
+            hs.at(k, t, T) = h;
+            v[k] = reset(h, h >= threshold[k] ? 1.0f : 0.0f, threshold[k], v_rest);
         }
     }
     const long long t_top = IN_REGISTERS ? MAX_T - 1 : T - 1;
