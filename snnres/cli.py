@@ -137,6 +137,33 @@ def _checkpoint_loader(args, train: bool = False):
     return model, info, dataset, DataLoader(data, args.batch_size)
 
 
+def _event_driven_energy(model, loader, max_batches, energy, T: int) -> dict:
+    """Exact counts from the event-driven simulator, summed over the samples, per sample."""
+    from .sim import EventSimulator
+
+    sim = EventSimulator(model.cpu())
+    totals = {"sops": {}, "macs": {}, "spikes": {}, "neuron_updates": {}}
+    samples = 0
+    for b, (inputs, _) in enumerate(loader):
+        if max_batches is not None and b >= max_batches:
+            break
+        for x in inputs:
+            frames = x if x.ndim == 4 else x.unsqueeze(0).expand(T, *x.shape)
+            out = sim.run(frames)
+            for key, counts in (("sops", out.sops), ("macs", out.macs), ("spikes", out.spikes_per_layer),
+                                ("neuron_updates", out.neuron_updates)):
+                for layer, value in counts.items():
+                    totals[key][layer] = totals[key].get(layer, 0) + value
+            samples += 1
+    if samples == 0:
+        raise ValueError("the loader yielded no samples")
+    per = {key: {k: v / samples for k, v in d.items()} for key, d in totals.items()}
+    sops, macs = sum(per["sops"].values()), sum(per["macs"].values())
+    return {"samples": samples, "per_sample": per, "sops": sops, "macs": macs,
+            "neuron_updates": sum(per["neuron_updates"].values()),
+            "energy_pj": sops * energy.e_ac_pj + macs * energy.e_mac_pj}
+
+
 def _energy_report(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -150,9 +177,23 @@ def _energy_report(args: argparse.Namespace) -> int:
     except CheckpointError as error:
         print(f"snnres energy-report: {error}", file=sys.stderr)
         return 2
+    constants = energy_model(args.preset, args.e_ac, args.e_mac)
+    if args.event_driven:
+        import json
+
+        result = _event_driven_energy(model, loader, args.max_batches, constants, info["model_args"]["T"])
+        print(f"event-driven simulation, {result['samples']} samples, per sample: {result['sops']:.4g} SOPs, "
+              f"{result['macs']:.4g} MACs, {result['neuron_updates']:.4g} neuron updates -> "
+              f"{result['energy_pj'] / 1e6:.4g} uJ (E_AC {constants.e_ac_pj} pJ, E_MAC {constants.e_mac_pj} pJ)")
+        for layer, value in result["per_sample"]["sops"].items():
+            print(f"  {layer:40s} {value:12.4g} SOPs")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=2)
+            print(f"wrote {args.json}")
+        return 0
     device = resolve_device(args.device)
-    report = energy_report(model.to(device), loader, args.max_batches,
-                           energy_model(args.preset, args.e_ac, args.e_mac), device)
+    report = energy_report(model.to(device), loader, args.max_batches, constants, device)
     console = Console()
     table = Table("layer", "kind", "neurons", "spikes/neuron", "firing rate", "SOPs", "MACs",
                   title=f"{info['model_args']['arch']} on {dataset}, {report.samples} samples, per sample")
@@ -278,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--e-mac", type=float, help="pJ per multiply-accumulate (overrides the preset)")
     er.add_argument("--json", help="write the report as JSON here")
     er.add_argument("--plot", help="write the report's figure (PNG) here")
+    er.add_argument("--event-driven", action="store_true",
+                    help="count with the event-driven simulator (exact per-event SOPs and neuron updates)")
     er.set_defaults(func=_energy_report)
 
     ex = sub.add_parser("export", help="export a checkpoint for neuromorphic hardware (NIR)")

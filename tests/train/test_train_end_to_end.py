@@ -39,6 +39,15 @@ def test_cli_train_then_eval_and_energy_report(tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "SOPs" in capsys.readouterr().out
 
+    # The event-driven simulator's counts agree with the dense report's. Not bit for bit: the
+    # simulator folds BatchNorm into the weights, which moves rounding, and a membrane within
+    # rounding of its threshold can flip (tests/sim checks exact equality on exact weights).
+    sim_json = tmp_path / "energy-sim.json"
+    assert main(["energy-report", str(out / "last.pt"), "--max-batches", "1", "--event-driven",
+                 "--json", str(sim_json)]) == 0
+    sim = json.loads(sim_json.read_text())
+    assert sim["sops"] == pytest.approx(data["total"]["sops"], rel=0.02)
+
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)["model"]
