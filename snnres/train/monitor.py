@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from contextlib import contextmanager
 
-import torch
 from torch import nn
 
 from ..neurons.modules import _SpikingNeuron
@@ -66,4 +65,4 @@ def mean_spikes_per_neuron(counter: SpikeCounter) -> float:
     return sum(counter.spikes_per_neuron(n) * counter.neurons[n] for n in counter.neurons) / total_neurons
 
 
-__all__ = ["SpikeCounter", "count_spikes", "mean_spikes_per_neuron", "torch"]
+__all__ = ["SpikeCounter", "count_spikes", "mean_spikes_per_neuron"]
