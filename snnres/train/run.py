@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> d
         if cfg.sync_bn and device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    net = torch.compile(model) if cfg.compile else model
+    net = torch.compile(model, dynamic=False) if cfg.compile else model
     bare = model.module if dist_info.enabled else model
 
     if cfg.optimizer == "sgd":

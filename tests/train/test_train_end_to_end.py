@@ -117,3 +117,13 @@ def test_unknown_arch_and_dataset_suggest_close_names(capsys):
     assert "ms-resnet18" in capsys.readouterr().err
     assert main(["train", "--dataset", "synthetic-dsv", "--epochs", "1"]) == 2
     assert "synthetic-dvs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compile_option_trains(tmp_path):
+    # torch.compile around the fused neurons: dynamo breaks the graph at the numba kernel.
+    out = tmp_path / "compiled"
+    assert main(["train", "--arch", "spiking-cnn", "--compile", "--epochs", "1", "--max-steps-per-epoch", "2",
+                 "--batch-size", "8", "--T", "2", "--dataset-arg", "num_samples=16", "--dataset-arg", "size=16",
+                 "--out", str(out)]) == 0
+    assert read_checkpoint(out / "last.pt")["epoch"] == 1

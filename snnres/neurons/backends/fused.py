@@ -55,6 +55,7 @@ def _rest_state(x2d: torch.Tensor, params) -> torch.Tensor:
     return torch.full((params.levels, x2d.shape[1]), params.rest, dtype=x2d.dtype, device=x2d.device)
 
 
+@torch.compiler.disable  # numba / CuPy launches are opaque to dynamo: a graph break around them
 def run_fused(kernels: ModuleType, x_seq: torch.Tensor, v: torch.Tensor | None, tau, params,
               compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Flatten to ``[T, N]`` (a copy only if ``x_seq`` is not contiguous), run, restore shapes.
