@@ -137,33 +137,6 @@ def _checkpoint_loader(args, train: bool = False):
     return model, info, dataset, DataLoader(data, args.batch_size)
 
 
-def _event_driven_energy(model, loader, max_batches, energy, T: int) -> dict:
-    """Exact counts from the event-driven simulator, summed over the samples, per sample."""
-    from .sim import EventSimulator
-
-    sim = EventSimulator(model.cpu())
-    totals = {"sops": {}, "macs": {}, "spikes": {}, "neuron_updates": {}}
-    samples = 0
-    for b, (inputs, _) in enumerate(loader):
-        if max_batches is not None and b >= max_batches:
-            break
-        for x in inputs:
-            frames = x if x.ndim == 4 else x.unsqueeze(0).expand(T, *x.shape)
-            out = sim.run(frames)
-            for key, counts in (("sops", out.sops), ("macs", out.macs), ("spikes", out.spikes_per_layer),
-                                ("neuron_updates", out.neuron_updates)):
-                for layer, value in counts.items():
-                    totals[key][layer] = totals[key].get(layer, 0) + value
-            samples += 1
-    if samples == 0:
-        raise ValueError("the loader yielded no samples")
-    per = {key: {k: v / samples for k, v in d.items()} for key, d in totals.items()}
-    sops, macs = sum(per["sops"].values()), sum(per["macs"].values())
-    return {"samples": samples, "per_sample": per, "sops": sops, "macs": macs,
-            "neuron_updates": sum(per["neuron_updates"].values()),
-            "energy_pj": sops * energy.e_ac_pj + macs * energy.e_mac_pj}
-
-
 def _energy_report(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -181,7 +154,10 @@ def _energy_report(args: argparse.Namespace) -> int:
     if args.event_driven:
         import json
 
-        result = _event_driven_energy(model, loader, args.max_batches, constants, info["model_args"]["T"])
+        from .sim.loader_counts import count_over_loader
+
+        result = count_over_loader(model, loader, args.max_batches, info["model_args"]["T"])
+        result["energy_pj"] = result["sops"] * constants.e_ac_pj + result["macs"] * constants.e_mac_pj
         print(f"event-driven simulation, {result['samples']} samples, per sample: {result['sops']:.4g} SOPs, "
               f"{result['macs']:.4g} MACs, {result['neuron_updates']:.4g} neuron updates -> "
               f"{result['energy_pj'] / 1e6:.4g} uJ (E_AC {constants.e_ac_pj} pJ, E_MAC {constants.e_mac_pj} pJ)")
