@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .norm import ThresholdScaledBatchNorm2d
+
 
 class SeqToANN(nn.Module):
     """``[T, B, ...] -> module([T*B, ...]) -> [T, B, ...]``."""
@@ -37,26 +39,36 @@ def seq_bn(channels: int, weight_init: float = 1.0) -> SeqToANN:
     return SeqToANN(bn)
 
 
+def seq_tdbn(channels: int, v_threshold: float, alpha: float = 1.0, affine: bool = True) -> SeqToANN:
+    """Time-merged threshold-scaled BatchNorm (tdBN; see ``norm.ThresholdScaledBatchNorm2d``)."""
+    return SeqToANN(ThresholdScaledBatchNorm2d(channels, v_threshold, alpha, affine=affine))
+
+
+def check_input(x: torch.Tensor, in_channels: int) -> None:
+    """Raise ``ValueError`` (what was expected, what came) unless ``x`` is a floating-point
+    ``[B, in_channels, H, W]`` image batch or ``[B, T, in_channels, H, W]`` event-frame batch."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor input, got {type(x).__name__}")
+    expected = f"[B, {in_channels}, H, W] images or [B, T, {in_channels}, H, W] event frames"
+    if not x.is_floating_point():
+        raise ValueError(f"expected a floating point input (e.g. float32) of {expected}, got {x.dtype} "
+                         f"of shape {tuple(x.shape)}; convert it with .float()")
+    if x.ndim not in (4, 5):
+        raise ValueError(f"expected {expected}, got a {x.ndim}-d tensor of shape {tuple(x.shape)}")
+    channels = x.shape[1] if x.ndim == 4 else x.shape[2]
+    if channels != in_channels:
+        raise ValueError(f"expected {expected}, got {tuple(x.shape)}: {channels} channels, but the model was "
+                         f"built with in_channels={in_channels}")
+
+
 def encode_input(x: torch.Tensor, T: int, in_channels: int) -> torch.Tensor:
     """A model's input as a time-first sequence ``[T, B, C, H, W]``.
 
     ``[B, C, H, W]`` (a static image: direct encoding, the same input at each of the ``T`` steps)
     or ``[B, T', C, H, W]`` (event frames, as Tonic's ``ToFrame`` + ``PadTensors(batch_first=True)``
-    give; their own ``T'`` steps are used).
+    give; their own ``T'`` steps are used). Anything else raises ``ValueError`` (``check_input``).
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor input, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"expected a floating point input (e.g. float32), got {x.dtype}; convert it with .float()")
+    check_input(x, in_channels)
     if x.ndim == 4:
-        if x.shape[1] != in_channels:
-            raise ValueError(f"expected [B, {in_channels}, H, W] or [B, T, {in_channels}, H, W], "
-                             f"got {tuple(x.shape)}: the model was built with in_channels={in_channels}")
         return x.unsqueeze(0).expand(T, *x.shape)
-    if x.ndim == 5:
-        if x.shape[2] != in_channels:
-            raise ValueError(f"expected [B, T, {in_channels}, H, W] event frames, got {tuple(x.shape)}: "
-                             f"the model was built with in_channels={in_channels}")
-        return x.transpose(0, 1)
-    raise ValueError(f"expected [B, {in_channels}, H, W] images or [B, T, {in_channels}, H, W] event frames, "
-                     f"got a {x.ndim}-d tensor of shape {tuple(x.shape)}")
+    return x.transpose(0, 1)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from ..layers import check_input
 from .registry import cifar_blocks, register, register_family
 
 IMAGENET = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)), 50: (Bottleneck, (3, 4, 6, 3)),
@@ -24,19 +25,18 @@ class FrameAveraged(nn.Module):
         self.net, self.in_channels = net, in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 5 and x.shape[2] == self.in_channels:
+        check_input(x, self.in_channels)
+        if x.ndim == 5:
             B, T = x.shape[:2]
             return self.net(x.flatten(0, 1)).view(B, T, -1).mean(1)
-        if x.ndim == 4 and x.shape[1] == self.in_channels:
-            return self.net(x)
-        raise ValueError(f"expected [B, {self.in_channels}, H, W] images or [B, T, {self.in_channels}, H, W] "
-                         f"event frames, got {tuple(x.shape)}")
+        return self.net(x)
 
 
 class CifarResNet(nn.Module):
     """He et al.'s CIFAR ResNet (6n+2, 16/32/64 channels) from torchvision's BasicBlock, projection shortcuts."""
 
-    def __init__(self, blocks, num_classes: int, in_channels: int, widths=(16, 32, 64)):
+    def __init__(self, blocks, num_classes: int, in_channels: int, widths=(16, 32, 64),
+                 zero_init_residual: bool = False):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
                                   nn.ReLU(inplace=True))
@@ -52,6 +52,12 @@ class CifarResNet(nn.Module):
         self.stages = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
+        for m in self.modules():  # as torchvision's ResNet
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if zero_init_residual:
+            for block in self.stages:
+                nn.init.zeros_(block.bn2.weight)
 
     def forward(self, x):
         return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
@@ -64,14 +70,17 @@ def _resnet_depth(depth: int) -> dict:
 @register_family("resnet", _resnet_depth, examples=(18, 20, 34, 50, 56, 104, 110))
 def resnet(depth: int, num_classes: int = 1000, T: int = 1, in_channels: int = 3, zero_init_residual: bool = False,
            **kw) -> FrameAveraged:
-    """18/34/50/104: torchvision's ImageNet ResNet (104 = BasicBlock x [3, 8, 32, 8]); other 6n+2: CIFAR."""
+    """18/34/50/104: torchvision's ImageNet ResNet (104 = BasicBlock x [3, 8, 32, 8], the layout of
+    MS-ResNet-104); any other 6n+2 depth: He et al.'s CIFAR ResNet. ``T`` is unused: an ANN sees a
+    static image once, and each frame of an event batch in turn (logits averaged over frames)."""
     if depth in IMAGENET:
         block, layers = IMAGENET[depth]
         net = ResNet(block, list(layers), num_classes=num_classes, zero_init_residual=zero_init_residual, **kw)
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
     else:
-        net = CifarResNet(cifar_blocks(depth)["blocks"], num_classes, in_channels, **kw)
+        net = CifarResNet(cifar_blocks(depth)["blocks"], num_classes, in_channels,
+                          zero_init_residual=zero_init_residual, **kw)
     return FrameAveraged(net, in_channels)
 
 
@@ -85,17 +94,21 @@ def _vit(num_classes: int, in_channels: int, img_size: int, patch_size: int, emb
 
 
 @register("vit-tiny")
-def vit_tiny(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224, patch_size: int = 16, **kw):
-    return _vit(num_classes, in_channels, img_size, patch_size, 192, kw.pop("depth", 12), 3, **kw)
+def vit_tiny(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224, patch_size: int = 16,
+             depth: int = 12, **kw) -> FrameAveraged:
+    """timm's ViT-Ti/16 (width 192, 3 heads); ``img_size`` must match the input (e.g. 32 on CIFAR)."""
+    return _vit(num_classes, in_channels, img_size, patch_size, 192, depth, 3, **kw)
 
 
 @register("vit-small")
-def vit_small(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224, patch_size: int = 16, **kw):
-    return _vit(num_classes, in_channels, img_size, patch_size, 384, kw.pop("depth", 12), 6, **kw)
+def vit_small(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224, patch_size: int = 16,
+              depth: int = 12, **kw) -> FrameAveraged:
+    """timm's ViT-S/16 (width 384, 6 heads)."""
+    return _vit(num_classes, in_channels, img_size, patch_size, 384, depth, 6, **kw)
 
 
 @register("vit-small-deep")
 def vit_small_deep(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224,
-                   patch_size: int = 16, depth: int = 54, **kw):
+                   patch_size: int = 16, depth: int = 54, **kw) -> FrameAveraged:
     """A deep-narrow ViT in the spirit of MIRL's ViT-S-54: width 384, 12 heads, ``depth`` blocks."""
     return _vit(num_classes, in_channels, img_size, patch_size, 384, depth, 12, **kw)

@@ -60,6 +60,31 @@ class SpikingNet(nn.Module):
         return self.head(self.stages(self.stem(x_seq)))
 
 
+def build_stages(widths, blocks, strides, in_channels: int, make_block) -> tuple[nn.Sequential, int]:
+    """``len(widths)`` stages of ``make_block(in, width, stride)`` blocks (the stride on each stage's
+    first block); returns the stages and the output channels (``block.out_channels`` if it has one,
+    e.g. 4 x width for a bottleneck)."""
+    stages, channels = [], in_channels
+    for width, count, stride in zip(widths, blocks, strides):
+        stage = []
+        for i in range(count):
+            block = make_block(channels, width, stride if i == 0 else 1)
+            stage.append(block)
+            channels = getattr(block, "out_channels", width)
+        stages.append(nn.Sequential(*stage))
+    return nn.Sequential(*stages), channels
+
+
 def zero_init_last_bn(block: nn.Module, enabled: bool) -> None:
+    """Zero the weight of ``block.last_bn`` (the last BN of the residual branch): the block starts
+    as its shortcut (Goyal et al. 2017; MS-ResNet does it always, torchvision as an option)."""
     if enabled and getattr(block, "last_bn", None) is not None:
         nn.init.zeros_(block.last_bn.module.weight)
+
+
+def kaiming_init(model: nn.Module, mode: str = "fan_in", linear: bool = False) -> None:
+    """He-normal weights for every Conv2d (and Linear when ``linear``), as the authors' code does
+    (DS-ResNet: ``kaiming_normal_`` on convs and the FC; SEW / torchvision: ``mode="fan_out"``)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) or (linear and isinstance(m, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")

@@ -2,8 +2,9 @@
 
 Block: ``MLF(BN(conv3x3(MLF(BN(conv3x3(x)))))) + shortcut(x)``: the activation comes before the
 addition, so the residual stream carries spike counts (0..3 per branch). Shortcut: the identity on
-spike counts, or ``MLF(BN(conv1x1/stride(x)))``. BN is threshold-scaled (tdBN): its weight starts at
-``alpha * V_th`` = 0.6.
+spike counts, or ``MLF(BN(conv1x1/stride(x)))``. Every BN is threshold-scaled (tdBN, scale
+``alpha * V_th`` = 0.6). Stem ``MLF(BN(conv3x3))``; head: global average pool -> FC -> mean over T.
+Convs and the FC start He-normal (``kaiming_normal_``), as in the authors' code.
 """
 
 from __future__ import annotations
@@ -13,28 +14,31 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..layers import seq_bn, seq_conv
-from .common import SpikingHead, SpikingNet, mlf_neuron, with_backend
-from .ms_resnet import build_stages
+from ..layers import SeqToANN, ThresholdScaledBatchNorm2d, seq_conv, seq_tdbn
+from .common import (SpikingHead, SpikingNet, build_stages, kaiming_init, mlf_neuron, with_backend,
+                     zero_init_last_bn)
 from .registry import cifar_blocks, register_family
 
-TDBN_INIT = 0.6  # alpha * V_th with alpha = 1 and the first level's threshold
+V_TH = 0.6  # tdBN scale alpha * V_th, alpha = 1 and the first level's threshold (authors' Vth)
 
 
 class DualSpikeBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, neuron: Callable[[], nn.Module]):
+    """``neuron2(last_bn(conv2(neuron1(bn1(conv1(x)))))) + shortcut(x)`` on spike counts."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, neuron: Callable[[], nn.Module],
+                 v_threshold: float = V_TH):
         super().__init__()
         self.conv1 = seq_conv(in_channels, out_channels, 3, stride)
-        self.bn1 = seq_bn(out_channels, TDBN_INIT)
+        self.bn1 = seq_tdbn(out_channels, v_threshold)
         self.neuron1 = neuron()
         self.conv2 = seq_conv(out_channels, out_channels, 3)
-        self.last_bn = seq_bn(out_channels, TDBN_INIT)
+        self.last_bn = seq_tdbn(out_channels, v_threshold)
         self.neuron2 = neuron()
         if stride == 1 and in_channels == out_channels:
             self.shortcut = nn.Identity()
         else:
             self.shortcut = nn.Sequential(seq_conv(in_channels, out_channels, 1, stride),
-                                          seq_bn(out_channels, TDBN_INIT), neuron())
+                                          seq_tdbn(out_channels, v_threshold), neuron())
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         r = self.neuron1(self.bn1(self.conv1(x_seq)))
@@ -42,15 +46,24 @@ class DualSpikeBlock(nn.Module):
         return r + self.shortcut(x_seq)
 
 
-@register_family("ds-resnet", cifar_blocks, examples=(14, 20, 32, 44, 56, 68))
+@register_family("ds-resnet", cifar_blocks, examples=(8, 14, 20, 32, 44, 56, 68))
 def ds_resnet(num_classes: int = 10, T: int = 4, in_channels: int = 3, blocks=(3, 3, 3),
-              widths=(64, 128, 256), first_stride: int = 1, backend: str | None = None,
+              widths=(64, 128, 256), first_stride: int = 1, input_norm: bool = False,
+              zero_init_residual: bool = False, backend: str | None = None,
               neuron: Callable[..., nn.Module] | None = None) -> SpikingNet:
-    """The 6n+2 family; the paper's widths: 64/128/256 (CIFAR-10), 16/32/64 (DVS-Gesture),
-    32/64/128 (CIFAR10-DVS, ds-resnet14)."""
+    """The 6n+2 family. The paper's widths: 64/128/256 (CIFAR-10, the default), 16/32/64
+    (DVS-Gesture, with ``input_norm=True``: the authors' non-affine tdBN on the event frames),
+    32/64/128 (CIFAR10-DVS, ``ds-resnet14``). ``neuron`` replaces the MLF (e.g. ``partial(MLF,
+    levels=2)``); ``zero_init_residual`` zeroes each branch's last BN (not in the paper)."""
     neuron = with_backend(neuron or mlf_neuron, backend)
     w0 = widths[0]
-    stem = nn.Sequential(seq_conv(in_channels, w0, 3, 1), seq_bn(w0, TDBN_INIT), neuron())
+    stem = [seq_conv(in_channels, w0, 3, 1), seq_tdbn(w0, V_TH), neuron()]
+    if input_norm:  # DVS-Gesture: tdBatchNorm(BatchNorm2d(2, affine=False)) on the input frames
+        stem.insert(0, SeqToANN(ThresholdScaledBatchNorm2d(in_channels, V_TH, affine=False)))
     stages, channels = build_stages(widths, blocks, (first_stride, 2, 2), w0,
                                     lambda i, o, s: DualSpikeBlock(i, o, s, neuron))
-    return SpikingNet(stem, stages, SpikingHead(channels, num_classes, None), T, in_channels)
+    model = SpikingNet(nn.Sequential(*stem), stages, SpikingHead(channels, num_classes, None), T, in_channels)
+    kaiming_init(model, mode="fan_in", linear=True)
+    for block in model.blocks():
+        zero_init_last_bn(block, zero_init_residual)
+    return model

@@ -15,15 +15,17 @@ import torch
 from torch import nn
 
 from ..layers import SeqToANN, seq_bn, seq_conv
-from .common import SpikingHead, SpikingNet, ms_neuron, with_backend, zero_init_last_bn
+from .common import SpikingHead, SpikingNet, build_stages, ms_neuron, with_backend, zero_init_last_bn
 from .registry import cifar_blocks, register, register_family
 
 BN_INIT = 0.5  # = the threshold, as the authors initialise their tdBN
 
 
 class MembraneShortcutBlock(nn.Module):
+    """``last_bn(conv2(neuron2(bn1(conv1(neuron1(x)))))) + shortcut(x)``, no neuron after the sum."""
+
     def __init__(self, in_channels: int, out_channels: int, stride: int, neuron: Callable[[], nn.Module],
-                 shortcut: str = "conv", zero_init: bool = True):
+                 shortcut: str = "conv", zero_init_residual: bool = True):
         super().__init__()
         self.neuron1 = neuron()
         self.conv1 = seq_conv(in_channels, out_channels, 3, stride)
@@ -31,7 +33,7 @@ class MembraneShortcutBlock(nn.Module):
         self.neuron2 = neuron()
         self.conv2 = seq_conv(out_channels, out_channels, 3)
         self.last_bn = seq_bn(out_channels, BN_INIT)
-        zero_init_last_bn(self, zero_init)
+        zero_init_last_bn(self, zero_init_residual)
         if stride == 1 and in_channels == out_channels:
             self.shortcut = nn.Identity()
         elif shortcut == "avgpool-conv":
@@ -47,22 +49,16 @@ class MembraneShortcutBlock(nn.Module):
         return r + self.shortcut(x_seq)
 
 
-def build_stages(widths, blocks, strides, in_channels: int, make_block) -> tuple[nn.Sequential, int]:
-    stages, channels = [], in_channels
-    for width, count, stride in zip(widths, blocks, strides):
-        stage = []
-        for i in range(count):
-            stage.append(make_block(channels, width, stride if i == 0 else 1))
-            channels = width
-        stages.append(nn.Sequential(*stage))
-    return nn.Sequential(*stages), channels
-
-
 def ms_resnet(num_classes: int = 1000, T: int = 4, in_channels: int = 3, blocks=(2, 2, 2, 2),
               widths=(64, 128, 256, 512), strides=(2, 2, 2, 2), stem: str = "conv7", shortcut: str = "conv",
-              dropout: float = 0.0, zero_init: bool = True, backend: str | None = None,
+              dropout: float = 0.0, zero_init_residual: bool = True, backend: str | None = None,
               neuron: Callable[..., nn.Module] | None = None) -> SpikingNet:
-    """An MS-ResNet of any layout (the registered names fix the papers' layouts)."""
+    """An MS-ResNet of any layout (the registered names fix the papers' layouts).
+
+    ``zero_init_residual`` (default True, as the authors' ``batch_norm_2d1``) zeroes the last BN
+    of each branch; weights otherwise keep PyTorch's default initialisation, as in their code.
+    ``neuron`` replaces the MS neuron (a callable returning a module, e.g. ``partial(LIF, ...)``).
+    """
     neuron = with_backend(neuron or ms_neuron, backend)
     w0 = widths[0]
     if stem == "conv7":  # ImageNet 18/34: conv7x7/2 + BN, no max-pool
@@ -75,7 +71,7 @@ def ms_resnet(num_classes: int = 1000, T: int = 4, in_channels: int = 3, blocks=
     else:
         raise ValueError(f"unknown stem {stem!r}: expected conv7, conv3x3-3 or conv3")
     stages, channels = build_stages(widths, blocks, strides, w0, lambda i, o, s: MembraneShortcutBlock(
-        i, o, s, neuron, shortcut, zero_init))
+        i, o, s, neuron, shortcut, zero_init_residual))
     return SpikingNet(stem_module, stages, SpikingHead(channels, num_classes, neuron, dropout), T, in_channels)
 
 

@@ -2,9 +2,11 @@
 
 SEW block: ``A = SN(BN(conv(SN(BN(conv(S))))))``, shortcut ``S`` or ``SN(BN(conv1x1(S)))``, output
 ``g(A, shortcut)`` with ADD ``A + S``, AND ``A * S`` or IAND ``(1 - A) * S``. The plain network
-(``spiking-resnet{N}``) keeps ``A`` and drops the shortcut altogether (the degradation study).
-ImageNet layouts (18/34/50) follow torchvision's ResNet with spiking neurons; any other 6n+2 depth
-is the CIFAR layout (16/32/64 channels).
+(``spiking-resnet{N}``, ``plain.py``) is the same block with ``connect=None``: ``A`` alone.
+ImageNet layouts (18/34/50) follow torchvision's ResNet with spiking neurons (conv7/2 + BN + SN +
+max-pool stem); any other 6n+2 depth is the CIFAR layout (16/32/64 channels). Initialisation as
+the authors' (torchvision's): He-normal ``fan_out`` convs, BN weight 1 and bias 0;
+``zero_init_residual`` zeroes each branch's last BN (and sets its bias to 1 for AND).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import torch
 from torch import nn
 
 from ..layers import SeqToANN, seq_bn, seq_conv
-from .common import SpikingHead, SpikingNet, if_neuron, mlf_neuron, ms_neuron, with_backend
-from .ms_resnet import build_stages
-from .registry import cifar_blocks, register, register_family
+from .common import (SpikingHead, SpikingNet, build_stages, if_neuron, kaiming_init, mlf_neuron, ms_neuron,
+                     with_backend, zero_init_last_bn)
+from .registry import cifar_blocks, register_family
 from ..neurons import LIF
 
 CONNECT = {
@@ -61,6 +63,11 @@ class SpikeElementWiseBlock(nn.Module):
             self.shortcut = nn.Sequential(seq_conv(in_ch, self.out_channels, 1, stride), seq_bn(self.out_channels),
                                           neuron())
 
+    @property
+    def last_bn(self) -> nn.Module:
+        """The last BN of the residual branch (before its last neuron)."""
+        return self.branch[-2]
+
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         a = self.branch(s)
         if self.shortcut is None:
@@ -70,9 +77,13 @@ class SpikeElementWiseBlock(nn.Module):
 
 def sew_style_resnet(num_classes: int, T: int, in_channels: int, layout: str, blocks, kind: str = "basic",
                      connect: str | None = "ADD", neuron: str | Callable = "if", backend: str | None = None,
-                     widths=None, first_stride: int = 1) -> SpikingNet:
+                     widths=None, first_stride: int = 1, zero_init_residual: bool = False) -> SpikingNet:
+    """The SEW / plain network of ``layout`` "imagenet" or "cifar"; ``neuron`` a name in
+    ``NEURONS`` or a callable returning a neuron module."""
     if connect is not None and connect not in CONNECT:
         raise ValueError(f"unknown connect function {connect!r}: expected one of {sorted(CONNECT)}")
+    if isinstance(neuron, str) and neuron not in NEURONS:
+        raise ValueError(f"unknown neuron {neuron!r}: expected one of {sorted(NEURONS)} or a callable")
     make = NEURONS[neuron] if isinstance(neuron, str) else neuron
     neuron_fn = with_backend(make, backend)
     if layout == "imagenet":
@@ -84,37 +95,27 @@ def sew_style_resnet(num_classes: int, T: int, in_channels: int, layout: str, bl
         widths = widths or (16, 32, 64)
         strides = (first_stride, 2, 2)
         stem = nn.Sequential(seq_conv(in_channels, widths[0], 3), seq_bn(widths[0]), neuron_fn())
-    expansion = 4 if kind == "bottleneck" else 1
-    stages, channels = [], widths[0]
-    for width, count, stride in zip(widths, blocks, strides):
-        stage = []
-        for i in range(count):
-            block = SpikeElementWiseBlock(channels, width, stride if i == 0 else 1, kind, neuron_fn, connect)
-            stage.append(block)
-            channels = width * expansion
-        stages.append(nn.Sequential(*stage))
-    return SpikingNet(stem, nn.Sequential(*stages), SpikingHead(channels, num_classes, None), T, in_channels)
+    stages, channels = build_stages(widths, blocks, strides, widths[0], lambda i, o, s: SpikeElementWiseBlock(
+        i, o, s, kind, neuron_fn, connect))
+    model = SpikingNet(stem, stages, SpikingHead(channels, num_classes, None), T, in_channels)
+    kaiming_init(model, mode="fan_out")
+    for block in model.blocks():
+        zero_init_last_bn(block, zero_init_residual)
+        if zero_init_residual and connect == "AND":  # A = SN(1) = 1 at the start: out = S
+            nn.init.ones_(block.last_bn.module.bias)
+    return model
 
 
-def _depth(depth: int) -> dict:
+def sew_depth(depth: int) -> dict:
+    """18/34/50: torchvision's ImageNet layouts; any other 6n+2 depth: the CIFAR layout."""
     if depth in IMAGENET:
         kind, blocks = IMAGENET[depth]
         return {"layout": "imagenet", "kind": kind, "blocks": blocks}
     return {"layout": "cifar", "kind": "basic", **cifar_blocks(depth)}
 
 
-for _d in IMAGENET:
-    register(f"sew-resnet{_d}")(partial(lambda d, **kw: sew_style_resnet(**_depth(d), **kw), _d))
-
-
-@register_family("sew-resnet", _depth, examples=(8, 20, 32, 56, 110))
+@register_family("sew-resnet", sew_depth, examples=(8, 18, 20, 32, 34, 50, 56, 110))
 def sew_resnet(**kw):
     """SEW-ResNet; ``connect`` ADD (default), AND or IAND; ``neuron`` if (default), plif, ms, mlf."""
     return sew_style_resnet(**kw)
 
-
-@register_family("spiking-resnet", _depth, examples=(8, 18, 20, 32, 34, 50, 56, 110))
-def spiking_resnet(**kw):
-    """The plain spiking ResNet: SEW's layout with every shortcut removed."""
-    kw["connect"] = None
-    return sew_style_resnet(**kw)
