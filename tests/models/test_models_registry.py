@@ -48,3 +48,43 @@ def test_wrong_input_shape_names_expected_and_given():
 def test_depth_families_parse_any_valid_depth():
     model = create_model("ms-resnet-cifar26")  # n = 4, not in the listed examples
     assert [len(stage) for stage in model.stages] == [4, 4, 4]
+
+
+def test_register_adds_a_name_that_create_model_builds():
+    from snnres.models import register
+    from snnres.models.registry import _MODELS
+
+    @register("test-tiny-net")
+    def tiny(num_classes=10, T=4, in_channels=3, hidden=3):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(num_classes))
+
+    try:
+        assert "test-tiny-net" in list_models()
+        assert create_model("test-tiny-net", num_classes=4)(torch.rand(2, 3, 2, 2)).shape == (2, 4)
+    finally:
+        _MODELS.pop("test-tiny-net")
+
+
+@pytest.mark.parametrize("name", ["ds-resnet21", "spiking-resnet19", "sew-resnet4", "resnet33"])
+def test_invalid_depths_are_refused_clearly(name):
+    with pytest.raises(ValueError, match="6n\\+2"):
+        create_model(name)
+
+
+@pytest.mark.parametrize("name", ["ms-resnet-cifar8", "ds-resnet8", "sew-resnet8", "spiking-resnet8", "resnet20"])
+def test_zero_init_residual_is_an_option_everywhere(name):
+    model = create_model(name, zero_init_residual=True)
+    blocks = model.blocks() if hasattr(model, "blocks") else list(model.net.stages)
+    last = [b.last_bn.module if hasattr(b, "last_bn") else b.bn2 for b in blocks]
+    assert all(torch.all(bn.weight == 0) for bn in last)
+
+
+def test_channels_last_gives_the_same_logits():
+    torch.manual_seed(0)
+    model = create_model("ms-resnet-cifar8", T=2, backend="torch").train()
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        reference = model(x)
+        model = model.to(memory_format=torch.channels_last)
+        out = model(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
