@@ -51,6 +51,7 @@ class ConvNode(Node):
     w_t: np.ndarray = None
     bias: np.ndarray | None = None   # [C_out], folded BN shift included
     geometry: np.ndarray = None
+    w_blocks: np.ndarray | None = None  # kernels.conv_blocks(w_t), made when first needed
     emits = "current"
 
 

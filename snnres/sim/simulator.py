@@ -126,18 +126,39 @@ def _count(state: SimState, node, sig: Signal, weighted: np.ndarray, plain: np.n
 
 
 def run_synapse(node, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    """Scatter every input event's weights into the postsynaptic accumulators."""
+    """Add every input event's weights into the postsynaptic accumulators."""
     sig = as_events(inputs[0], state.sizes[node.inputs[0]])
     steps = sig.steps
-    out = np.zeros((steps, node.size), dtype=np.float32)
-    touched = np.zeros((steps, node.size // channels(node.shape)), dtype=np.uint8)
     weighted, plain = np.zeros(steps), np.zeros(steps)
     if isinstance(node, ConvNode):
-        kernels.conv_scatter(sig.ptr, sig.idx, sig.val, node.geometry, node.w_t, out, touched, weighted, plain)
+        out, touched = conv_current(node, sig, state.sizes[node.inputs[0]], weighted, plain)
     else:
+        out = np.zeros((steps, node.size), dtype=np.float32)
+        touched = np.zeros((steps, 1), dtype=np.uint8)
         kernels.linear_scatter(sig.ptr, sig.idx, sig.val, node.w_t, out, touched, weighted, plain)
     _count(state, node, sig, weighted, plain)
     return Signal(current=out, touched=touched, bias=node.bias)
+
+
+def conv_current(node: ConvNode, sig: Signal, in_size: int, weighted, plain) -> tuple[np.ndarray, np.ndarray]:
+    """A conv's current ``[T, N]`` and touched positions: gathered where that pays, else scattered."""
+    steps, (c_in, w_in), (kh, kw) = sig.steps, node.geometry[:2], node.w_t.shape[1:3]
+    positions = node.size // channels(node.shape)
+    if kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t):
+        site_ptr = np.empty((steps, in_size // c_in + 1), dtype=np.int64)
+        code = np.empty(len(sig.idx), dtype=np.int64)
+        if kernels.site_index(sig.ptr, sig.idx, c_in, w_in, kh * kw, site_ptr, code):
+            if node.w_blocks is None:
+                node.w_blocks = kernels.conv_blocks(node.w_t)
+            out = np.empty((steps, node.size), dtype=np.float32)
+            touched = np.empty((steps, positions), dtype=np.uint8)
+            kernels.conv_gather(sig.ptr, sig.idx, sig.val, site_ptr, code, node.geometry, node.w_blocks, kh,
+                                out, touched, weighted, plain)
+            return out, touched
+    out = np.zeros((steps, node.size), dtype=np.float32)
+    touched = np.zeros((steps, positions), dtype=np.uint8)
+    kernels.conv_scatter(sig.ptr, sig.idx, sig.val, node.geometry, node.w_t, out, touched, weighted, plain)
+    return out, touched
 
 
 def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: int) -> Signal:

@@ -1,0 +1,48 @@
+"""The output-stationary conv kernel (``conv_gather``, wide layers with busy inputs) gives the
+dense run's spikes and exactly the scatter kernel's currents, counts and logits."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sim_testnets import TimeSequential, dyadic_, random_events
+from snnres.neurons import LIF, MLF
+from snnres.sim import EventSimulator, kernels
+from test_sim_equality import assert_same_run
+
+
+def wide_net(rng) -> TimeSequential:
+    """Convs of 64 and 96 outputs (a padded register block), stride 2, y-dilation, a 3x5 kernel,
+    an input without padding in x, a bias, an MLF layer."""
+    torch.manual_seed(int(rng.integers(1 << 30)))
+    net = TimeSequential(
+        nn.Conv2d(2, 16, 3, padding=1), nn.BatchNorm2d(16), LIF(tau=2.0, v_threshold=0.5),
+        nn.Conv2d(16, 96, 3, stride=2, padding=(2, 1), dilation=(2, 1)), nn.BatchNorm2d(96), MLF(),
+        nn.Conv2d(96, 64, (3, 5), padding=(1, 0), bias=True), nn.BatchNorm2d(64), LIF(tau=2.0, v_threshold=0.5),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 5),
+    )
+    return dyadic_(net, rng)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gather_matches_dense_and_scatter(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    sensor, T = (18, 14, 2), 5
+    net = wide_net(rng)
+    events = random_events(rng, sensor, 18 * 14 * 2 * 3)
+    calls = []
+    gather = kernels.conv_gather
+    monkeypatch.setattr(kernels, "conv_gather", lambda *a: calls.append(1) or gather(*a))
+    out = assert_same_run(net, events, sensor, T)
+    assert len(calls) == 2, "both wide layers (busy inputs) should have been gathered"
+    monkeypatch.setattr(kernels, "gather_pays", lambda *a: False)
+    ref = EventSimulator(net).run(events, sensor, T)
+    assert torch.equal(out.logits, ref.logits)
+    assert out.sops == ref.sops and out.macs == ref.macs
+    assert out.neuron_updates == ref.neuron_updates and out.spikes_per_layer == ref.spikes_per_layer
+
+
+def test_site_index_rejects_unsorted_steps():
+    ptr = np.array([0, 2]); idx = np.array([5, 3]); code = np.empty(2, np.int64)
+    assert not kernels.site_index(ptr, idx, 1, 4, 9, np.empty((1, 9), np.int64), code)
