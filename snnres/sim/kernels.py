@@ -221,15 +221,10 @@ def pool_scatter(ptr, idx, val, geometry, out, use_max):
             x = pos % w_in
             y = pos // w_in
             v = val[e]
-            for ky in range(kh):
-                ny = y + ph - ky
-                if ny < 0 or ny % sh != 0 or ny // sh >= h_out:
-                    continue
-                for kx in range(kw):
-                    nx = x + pw - kx
-                    if nx < 0 or nx % sw != 0 or nx // sw >= w_out:
-                        continue
-                    o = ((ny // sh) * w_out + nx // sw) * c_n + c
+            # the windows holding (y, x): oy * sh <= y + ph < oy * sh + kh (likewise x)
+            for oy in range(max(0, (y + ph - kh + sh) // sh), min(h_out, (y + ph) // sh + 1)):
+                for ox in range(max(0, (x + pw - kw + sw) // sw), min(w_out, (x + pw) // sw + 1)):
+                    o = (oy * w_out + ox) * c_n + c
                     if use_max:
                         if v > row[o]:
                             row[o] = v
@@ -329,6 +324,13 @@ def neuron_chunk(current, touched, bias, has_bias, v, awake, thresholds, consts,
     T, N = current.shape
     P = touched.shape[1]
     C = N // P
+    if parts == 1:  # straight into the output, no merge
+        counts = np.zeros(T, dtype=np.int64)
+        updates = neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, decay_input,
+                              hard, always, 0, P, counts, out_idx, out_val)
+        out_ptr[0] = 0
+        out_ptr[1:] = np.cumsum(counts)
+        return updates
     bounds = np.linspace(0, P, parts + 1).astype(np.int64)
     counts = np.zeros((parts, T), dtype=np.int64)
     idx = np.empty(T * N, dtype=np.int64)
