@@ -15,6 +15,7 @@ Shapes are ``(C, H, W)`` or ``(F,)``; a node's neurons are stored channels-last 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,6 +98,18 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     output: int = 0                  # the node whose time-mean is the logits
     flat_chw: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # flattened (C, H, W) views
+    scratch: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+
+    def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:
+        """This thread's reusable array for ``key`` (zeroed if ``zero``, else stale): fresh arrays
+        cost a page fault per 4 KiB on first write, more than the arithmetic at low activity."""
+        store = self.scratch.__dict__
+        arr = store.get(key)
+        if arr is None or arr.shape != shape or arr.dtype != dtype:
+            arr = store[key] = np.zeros(shape, dtype)
+        elif zero:
+            arr.fill(0)
+        return arr
 
     def add(self, node: Node) -> int:
         for i in node.inputs:

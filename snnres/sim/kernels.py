@@ -89,10 +89,10 @@ def conv_blocks(w_t: np.ndarray) -> np.ndarray:
 
 def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray) -> bool:
     """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks, no x-dilation, and
-    at least 4 events per output window on average (its cost per output position is fixed)."""
+    at least 8 events per output window on average (its cost per output position is fixed)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kh, kw, c_out = w_t.shape[1:]
-    return c_out >= BLOCK and dw == 1 and nnz * kh * kw >= 4 * steps * h_out * w_out * sh * sw
+    return c_out >= BLOCK and dw == 1 and nnz * kh * kw >= 8 * steps * h_out * w_out * sh * sw
 
 
 @nb.njit(cache=True)

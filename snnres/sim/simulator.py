@@ -58,6 +58,7 @@ class SimState:
     spikes: dict[str, int] = field(default_factory=dict)
     updates: dict[str, int] = field(default_factory=dict)
     trains: dict[str, list[np.ndarray]] | None = None
+    graph: Graph | None = None  # of the chunk being run (its scratch buffers)
 
 
 @dataclass
@@ -131,32 +132,35 @@ def run_synapse(node, inputs: list[Signal], state: SimState, index: int) -> Sign
     steps = sig.steps
     weighted, plain = np.zeros(steps), np.zeros(steps)
     if isinstance(node, ConvNode):
-        out, touched = conv_current(node, sig, state.sizes[node.inputs[0]], weighted, plain)
+        out, touched = conv_current(node, sig, state, index, weighted, plain)
     else:
-        out = np.zeros((steps, node.size), dtype=np.float32)
-        touched = np.zeros((steps, 1), dtype=np.uint8)
+        out, touched = accumulators(state, index, steps, node, 1, zero=True)
         kernels.linear_scatter(sig.ptr, sig.idx, sig.val, node.w_t, out, touched, weighted, plain)
     _count(state, node, sig, weighted, plain)
     return Signal(current=out, touched=touched, bias=node.bias)
 
 
-def conv_current(node: ConvNode, sig: Signal, in_size: int, weighted, plain) -> tuple[np.ndarray, np.ndarray]:
+def accumulators(state: SimState, index: int, steps: int, node, positions: int, zero: bool):
+    """Reused ``current [T, N]`` (float32) and ``touched [T, P]`` (uint8) arrays of node ``index``."""
+    return (state.graph.buffer((index, "current"), (steps, node.size), np.float32, zero),
+            state.graph.buffer((index, "touched"), (steps, positions), np.uint8, zero))
+
+
+def conv_current(node: ConvNode, sig: Signal, state: SimState, index: int, weighted, plain):
     """A conv's current ``[T, N]`` and touched positions: gathered where that pays, else scattered."""
     steps, (c_in, w_in), (kh, kw) = sig.steps, node.geometry[:2], node.w_t.shape[1:3]
     positions = node.size // channels(node.shape)
     if kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t):
-        site_ptr = np.empty((steps, in_size // c_in + 1), dtype=np.int64)
+        site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
         code = np.empty(len(sig.idx), dtype=np.int64)
         if kernels.site_index(sig.ptr, sig.idx, c_in, w_in, kh * kw, site_ptr, code):
             if node.w_blocks is None:
                 node.w_blocks = kernels.conv_blocks(node.w_t)
-            out = np.empty((steps, node.size), dtype=np.float32)
-            touched = np.empty((steps, positions), dtype=np.uint8)
+            out, touched = accumulators(state, index, steps, node, positions, zero=False)  # all written
             kernels.conv_gather(sig.ptr, sig.idx, sig.val, site_ptr, code, node.geometry, node.w_blocks, kh,
                                 out, touched, weighted, plain)
             return out, touched
-    out = np.zeros((steps, node.size), dtype=np.float32)
-    touched = np.zeros((steps, positions), dtype=np.uint8)
+    out, touched = accumulators(state, index, steps, node, positions, zero=True)
     kernels.conv_scatter(sig.ptr, sig.idx, sig.val, node.geometry, node.w_t, out, touched, weighted, plain)
     return out, touched
 
@@ -215,6 +219,7 @@ RUNNERS: dict[type, Callable] = {
 def run_chunk(graph: Graph, state: SimState, chunk: Signal) -> None:
     """Advance ``state`` by the chunk's steps: every node in order, each over all the steps."""
     state.sizes = [n.size for n in graph.nodes]
+    state.graph = graph
     signals: dict[int, Signal] = {0: chunk}
     last_use = graph.last_use()
     for j, node in enumerate(graph.nodes[1:], start=1):
