@@ -210,14 +210,15 @@ def _simulate(args: argparse.Namespace) -> int:
 def _sweep_depth(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .study import plot_sweep, sweep_depth
+    from .study import SWEEP_RECIPE, plot_sweep, sweep_depth
     from .train import build_config
 
-    overrides = {"dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size, "T": args.T,
-                 "lr": args.lr, "seed": args.seed, "device": args.device,
-                 "max_steps_per_epoch": args.max_steps_per_epoch,
-                 "dataset_kwargs": _key_values(args.dataset_arg) if args.dataset_arg else None}
-    base = build_config(overrides)
+    given = {"dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size, "T": args.T,
+             "lr": args.lr, "optimizer": args.optimizer, "weight_decay": args.weight_decay, "seed": args.seed,
+             "device": args.device, "max_steps_per_epoch": args.max_steps_per_epoch,
+             "model_kwargs": {**SWEEP_RECIPE["model_kwargs"], **_key_values(args.model_arg)},
+             "dataset_kwargs": _key_values(args.dataset_arg) if args.dataset_arg else None}
+    base = build_config({**SWEEP_RECIPE, **{k: v for k, v in given.items() if v is not None}})
     console = Console()
     families = [f.strip() for f in args.family.split(",") if f.strip()]
     depths = [int(d) for d in args.depths.split(",")]
@@ -322,10 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--depths", default="8,14,20,32,56,110")
     sw.add_argument("--dataset", default="synthetic-dvs")
     sw.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE")
-    sw.add_argument("--epochs", type=int, default=4)
-    sw.add_argument("--batch-size", type=int, default=32)
-    sw.add_argument("--T", type=int, default=4)
-    sw.add_argument("--lr", type=float, default=0.05)
+    sw.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                    help="model option for every cell (default first_stride=2)")
+    sw.add_argument("--epochs", type=int, help="default 12 (the study's recipe, snnres.study.SWEEP_RECIPE)")
+    sw.add_argument("--batch-size", type=int, help="default 32")
+    sw.add_argument("--T", type=int, help="time steps (default: the data set's)")
+    sw.add_argument("--lr", type=float, help="default 2e-3")
+    sw.add_argument("--optimizer", help="default adamw")
+    sw.add_argument("--weight-decay", type=float, help="default 0.01")
     sw.add_argument("--seed", type=int, default=0)
     sw.add_argument("--device", default="auto")
     sw.add_argument("--max-steps-per-epoch", type=int)

@@ -36,12 +36,12 @@ class CifarResNet(nn.Module):
     """He et al.'s CIFAR ResNet (6n+2, 16/32/64 channels) from torchvision's BasicBlock, projection shortcuts."""
 
     def __init__(self, blocks, num_classes: int, in_channels: int, widths=(16, 32, 64),
-                 zero_init_residual: bool = False):
+                 zero_init_residual: bool = False, first_stride: int = 1):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
                                   nn.ReLU(inplace=True))
         layers, channels = [], widths[0]
-        for width, count, stride in zip(widths, blocks, (1, 2, 2)):
+        for width, count, stride in zip(widths, blocks, (first_stride, 2, 2)):
             for i in range(count):
                 s = stride if i == 0 else 1
                 down = None

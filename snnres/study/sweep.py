@@ -2,10 +2,13 @@
 
 A cell's result lands in ``OUT/results.json`` as soon as it finishes; a rerun skips finished
 cells (and resumes an interrupted one from its ``last.pt``), so a sweep can be stopped any time.
+Several processes may share one ``OUT`` (e.g. one per family, to use more cores): each records
+its cells under a file lock, merging with what the others recorded.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import replace
@@ -14,6 +17,13 @@ from typing import Any
 
 from ..train import TrainConfig, read_checkpoint, train
 from ..train.checkpoint import build_model
+
+#: The study's recipe on the built-in data set (measured: every family learns at depth 8 under it,
+#: ms-resnet-cifar8 / spiking-resnet8 reach 46% / 49% training accuracy in 12 epochs, 2.5 min on
+#: one core each). Under the ImageNet-style SGD recipe the 16-64 channel CIFAR nets stay at chance
+#: (loss 2.30) for 6-8 epochs. ``first_stride=2`` runs the first stage at 16x16 for 32x32 input.
+SWEEP_RECIPE: dict[str, Any] = dict(epochs=12, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.01,
+                                    model_kwargs={"first_stride": 2})
 
 #: family -> (name template, model kwargs that keep the comparison controlled)
 FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -32,10 +42,27 @@ def arch_name(family: str, depth: int) -> str:
     return FAMILIES[family][0].format(depth=depth)
 
 
-def _save_results(path: Path, results: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, path)
+_PER_RUN = {"arch", "out", "resume", "device", "workers"}
+
+
+def _check_same_recipe(recorded: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:
+    changed = sorted(k for k in wanted if k not in _PER_RUN and recorded.get(k) != wanted[k])
+    if changed:
+        diff = ", ".join(f"{k}: {recorded.get(k)!r} there, {wanted[k]!r} now" for k in changed)
+        raise ValueError(f"{path} holds a sweep made with another recipe ({diff}); its cells would not be "
+                         f"comparable: give the same options or another --out")
+
+
+def _record_cell(path: Path, recipe: dict[str, Any], key: str, cell: dict[str, Any]) -> dict[str, Any]:
+    """Add ``cell`` to ``path`` (read again under an exclusive lock, written atomically); returns the merged results."""
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(path.read_text()) if path.exists() else {"recipe": recipe, "cells": {}}
+        results["cells"][key] = cell
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(results, indent=2))
+        os.replace(tmp, path)
+    return results
 
 
 def sweep_depth(families: list[str], depths: list[int], base: TrainConfig, out: str | Path,
@@ -45,6 +72,7 @@ def sweep_depth(families: list[str], depths: list[int], base: TrainConfig, out: 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {"recipe": base.to_dict(), "cells": {}}
+    _check_same_recipe(results["recipe"], base.to_dict(), path)
     for family in families:
         for depth in depths:
             key = f"{family}/{depth}"
@@ -66,8 +94,8 @@ def sweep_depth(families: list[str], depths: list[int], base: TrainConfig, out: 
             state = read_checkpoint(last)
             metrics = state["metrics"]
             params = sum(p.numel() for p in build_model(state["model_args"]).parameters())
-            results["cells"][key] = {"family": family, "depth": depth, "arch": arch, "parameters": params, **metrics}
-            _save_results(path, results)
+            cell = {"family": family, "depth": depth, "arch": arch, "parameters": params, **metrics}
+            results = _record_cell(path, results["recipe"], key, cell)
     return results
 
 

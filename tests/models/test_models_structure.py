@@ -1,5 +1,6 @@
 """Where spikes and real values flow, depth at batch 1, and gradient flow at initialisation."""
 
+import pytest
 import torch
 
 from snnres.models import DualSpikeBlock, MembraneShortcutBlock, create_model
@@ -92,3 +93,17 @@ def test_gradient_flow_at_init_ms_vs_plain():
     assert plain_if[0] < plain_if[len(plain_if) // 2] < plain_if[-1]
     plain_ms = _block_grad_norms("spiking-resnet110", neuron="ms")
     assert plain_ms[0] / plain_ms[-1] > 1e3, plain_ms
+
+
+@pytest.mark.parametrize("arch", ["resnet8", "ms-resnet-cifar8", "spiking-resnet8", "sew-resnet8", "ds-resnet8"])
+def test_first_stride_halves_the_first_stage_map(arch):
+    # the degradation study runs every family with first_stride=2; each must honour it the same way
+    sizes = {}
+    for stride in (1, 2):
+        model = create_model(arch, num_classes=10, in_channels=2, T=1, first_stride=stride)
+        first_block = model.net.stages[0] if arch.startswith("resnet") else model.blocks()[0]
+        seen = []
+        first_block.register_forward_hook(lambda m, i, out: seen.append(out.shape[-1]))
+        model(torch.rand(1, 2, 2, 32, 32) if not arch.startswith("resnet") else torch.rand(1, 2, 32, 32))
+        sizes[stride] = seen[0]
+    assert sizes == {1: 32, 2: 16}

@@ -49,3 +49,33 @@ def test_diagnose_cli_writes_json_and_png(tmp_path):
     data = json.loads((tmp_path / "diagnose-ms-resnet-cifar20.json").read_text())
     assert len(data["init"]["grad_norm"]) == 9
     assert (tmp_path / "diagnose-ms-resnet-cifar20.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _sweep_args(out, *extra):
+    return ["sweep-depth", "--depths", "8", "--epochs", "1", "--batch-size", "8", "--T", "2",
+            "--max-steps-per-epoch", "1", "--dataset-arg", "num_samples=16", "--dataset-arg", "size=16",
+            "--out", str(out), *extra]
+
+
+def test_sweeps_sharing_an_out_folder_merge_their_cells(tmp_path):
+    # two processes, one family each, the second started before the first recorded anything
+    from snnres.study import sweep as sweep_module
+    from snnres.train import build_config
+
+    base = build_config({**sweep_module.SWEEP_RECIPE, "epochs": 1, "batch_size": 8, "T": 2,
+                         "max_steps_per_epoch": 1, "dataset_kwargs": {"num_samples": 16, "size": 16}})
+    first = sweep_module.sweep_depth(["ms-resnet-cifar"], [8], base, tmp_path)
+    assert list(first["cells"]) == ["ms-resnet-cifar/8"]
+    stale = {"recipe": base.to_dict(), "cells": {}}  # what a process that started earlier holds
+    merged = sweep_module._record_cell(tmp_path / "results.json", stale["recipe"], "resnet/8", {"depth": 8})
+    assert sorted(merged["cells"]) == ["ms-resnet-cifar/8", "resnet/8"]
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(on_disk["cells"]) == ["ms-resnet-cifar/8", "resnet/8"]
+
+
+def test_sweep_refuses_another_recipe_in_the_same_folder(tmp_path):
+    assert main(_sweep_args(tmp_path, "--family", "ms-resnet-cifar")) == 0
+    recipe = json.loads((tmp_path / "results.json").read_text())["recipe"]
+    assert recipe["optimizer"] == "adamw" and recipe["model_kwargs"] == {"first_stride": 2}
+    with pytest.raises(ValueError, match=r"another recipe \(lr: 0.002 there, 0.1 now\)"):
+        main(_sweep_args(tmp_path, "--family", "spiking-resnet", "--lr", "0.1"))
