@@ -109,21 +109,26 @@ def plot_sweep(results: dict[str, Any], path: str | Path) -> Path:
     by_family: dict[str, list[dict]] = {}
     for cell in results["cells"].values():
         by_family.setdefault(cell["family"], []).append(cell)
-    for family, cells in by_family.items():
+    for family, cells in sorted(by_family.items()):
         cells.sort(key=lambda c: c["depth"])
         depths = [c["depth"] for c in cells]
         axes[0].plot(depths, [c["train_top1"] for c in cells], "o-", label=family)
         axes[1].plot(depths, [c["train_loss"] for c in cells], "o-", label=family)
         axes[2].plot(depths, [c["test_top1"] for c in cells], "o-", label=family)
+    all_depths = sorted({c["depth"] for c in results["cells"].values()})
     for ax, title in zip(axes, ("training accuracy", "training loss (final epoch)", "test accuracy")):
         ax.set_xscale("log")
+        ax.set_xticks(all_depths, [str(d) for d in all_depths])
+        ax.minorticks_off()
         ax.set_xlabel("depth (layers)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     recipe = results.get("recipe", {})
-    fig.suptitle(f"degradation study on {recipe.get('dataset')}: {recipe.get('epochs')} epochs, "
-                 f"T={recipe.get('T')}, lr {recipe.get('lr')}, batch {recipe.get('batch_size')}", fontsize=10)
+    T = recipe.get("T") or "the data set's"
+    fig.suptitle(f"degradation study on {recipe.get('dataset')}: {recipe.get('epochs')} epochs, T={T}, "
+                 f"{recipe.get('optimizer')} lr {recipe.get('lr')}, batch {recipe.get('batch_size')}, "
+                 f"seed {recipe.get('seed')}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
