@@ -53,11 +53,15 @@ def _check_same_recipe(recorded: dict[str, Any], wanted: dict[str, Any], path: P
                          f"comparable: give the same options or another --out")
 
 
+def _read_results(path: Path, recipe: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {"recipe": recipe, "cells": {}}
+
+
 def _record_cell(path: Path, recipe: dict[str, Any], key: str, cell: dict[str, Any]) -> dict[str, Any]:
     """Add ``cell`` to ``path`` (read again under an exclusive lock, written atomically); returns the merged results."""
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(path.read_text()) if path.exists() else {"recipe": recipe, "cells": {}}
+        results = _read_results(path, recipe)
         results["cells"][key] = cell
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(results, indent=2))
@@ -71,7 +75,7 @@ def sweep_depth(families: list[str], depths: list[int], base: TrainConfig, out: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {"recipe": base.to_dict(), "cells": {}}
+    results = _read_results(path, base.to_dict())
     _check_same_recipe(results["recipe"], base.to_dict(), path)
     for family in families:
         for depth in depths:
