@@ -40,20 +40,27 @@ if nb is not None:
 
     # Indices into the typed constants array built by ``_constants``.
     TAU, V_REST, ONE, ZERO, HALF_WIDTH, INV_TAU, ALPHA, ALPHA_SQ, ATAN_SCALE, HALF_ALPHA, KEEP, \
-        EXP_CLAMP, EXP_SCALE, POLY = range(14)
-    POLY_DEGREE = 10
+        EXP_CLAMP, EXP_SCALE, TAYLOR = range(14)  # TAYLOR: 1/k!, k = 0..TAYLOR_DEGREE
+    TAYLOR_DEGREE = 10
 
     @nb.njit(inline="always", cache=True)
     def _exp_neg(a, c):
-        """``exp(-a)`` for ``a >= 0`` with mul/add only: Taylor on ``a/32``, squared 5 times.
+        """``exp(-a)`` for ``a >= 0`` with mul/add only: Taylor on ``r = -a/32``, squared 5 times.
 
-        Relative error about 1e-7 in float64 and 2e-6 in float32 on [0, 20]; ``a`` is clamped at
-        20, where the sigmoid surrogate's derivative (``~ alpha * exp(-a)``) is below 2e-9 alpha.
+        The degree-10 Taylor polynomial is evaluated by Estrin's scheme (powers ``r^2, r^4, r^8``
+        beside pairs ``p_k + p_(k+1) r``), a dependency chain of 7 operations instead of Horner's 20:
+        the loop is bound by latency, not by the number of operations. Relative error about 1e-7
+        in float64 and 2e-6 in float32 on [0, 20]; ``a`` is clamped at 20, where the sigmoid
+        surrogate's derivative (``~ alpha * exp(-a)``) is below 2e-9 alpha.
         """
         r = -min(a, c[EXP_CLAMP]) * c[EXP_SCALE]
-        p = c[POLY]
-        for j in range(1, POLY_DEGREE + 1):  # Horner over 1/k!, k = 10..0
-            p = p * r + c[POLY + j]
+        r2 = r * r
+        r4 = r2 * r2
+        r8 = r4 * r4
+        low = (c[TAYLOR] + c[TAYLOR + 1] * r) + r2 * (c[TAYLOR + 2] + c[TAYLOR + 3] * r)
+        mid = (c[TAYLOR + 4] + c[TAYLOR + 5] * r) + r2 * (c[TAYLOR + 6] + c[TAYLOR + 7] * r)
+        high = (c[TAYLOR + 8] + c[TAYLOR + 9] * r) + r2 * c[TAYLOR + 10]
+        p = (low + r4 * mid) + r8 * high
         p = p * p
         p = p * p
         p = p * p
@@ -189,7 +196,7 @@ def _constants(dtype: torch.dtype, tau: float, params) -> np.ndarray:
     values = [
         tau, params.rest, 1.0, 0.0, 0.5 / alpha, 1.0 / tau, alpha, alpha * alpha, np.pi / 2 * alpha, alpha / 2,
         0.0 if params.detach_reset else 1.0, 20.0, 1.0 / 32.0,
-        *[1.0 / math.factorial(k) for k in range(POLY_DEGREE, -1, -1)],
+        *[1.0 / math.factorial(k) for k in range(TAYLOR_DEGREE + 1)],
     ]
     return np.array(values, dtype=_NUMPY_DTYPES[dtype])
 
