@@ -77,13 +77,22 @@ def _ptr(t: torch.Tensor | None) -> np.uint64:
     return np.uint64(0 if t is None else t.data_ptr())
 
 
+def launch_shape(n_threads: int) -> tuple[int, int]:
+    """``(blocks, threads per block)`` for ``n_threads`` work items (the kernels loop over the rest)."""
+    return max(1, min((n_threads + THREADS - 1) // THREADS, 65535)), THREADS
+
+
 def _launch(name: str, x: torch.Tensor, params, vec: int, n_threads: int, args: tuple) -> None:
+    """Run kernel ``name`` of the option set for (x.dtype, params, vec) on x's device and stream.
+
+    ``args``: the kernel's parameters in order (pointers as ``np.uint64``, ``np.int64``, ``np.float32``).
+    """
     cupy = _import_cupy()
     kernel = _module(compile_options(x.dtype, params, vec)).get_function(name)
-    blocks = max(1, min((n_threads + THREADS - 1) // THREADS, 65535))
+    blocks, threads = launch_shape(n_threads)
     with cupy.cuda.Device(x.device.index):
         stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream)
-        kernel((blocks,), (THREADS,), args, stream=stream)
+        kernel((blocks,), (threads,), args, stream=stream)
 
 
 def _scalars(tau: float, params) -> tuple[np.float32, np.float32]:
