@@ -5,7 +5,11 @@ for each snnres backend, SpikingJelly 2.0 and Norse in the same process, plus a 
 the same bytes as the bandwidth ceiling, and counts the bytes each keeps for the backward
 (``torch.autograd.graph.saved_tensors_hooks``). Prints a table, writes JSON.
 
-    python benchmarks/lif.py [--device cpu|cuda] [--T 8] [--log2-neurons 20] [--out benchmarks/results]
+The measurement is repeated in ``--rounds`` interleaved rounds (every library once per round, in
+turn), so that a shared machine's drift falls on all of them alike; the table gives each time's
+median over the rounds, and the JSON every round's times and the range of the per-round ratios.
+
+    python benchmarks/lif.py [--device cpu|cuda] [--rounds 5] [--T 8] [--log2-neurons 20] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -112,7 +116,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--T", type=int, default=8)
     parser.add_argument("--log2-neurons", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per measurement (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all libraries (median)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     device, T, N = args.device, args.T, 2 ** args.log2_neurons
@@ -121,46 +126,52 @@ def main() -> None:
     nbytes = x.numel() * x.element_size()
 
     y = torch.empty_like(x)
-    copy_alloc_ms = timed_ms(lambda: x.clone(), device, args.repeats)
-    copy_ms = timed_ms(lambda: y.copy_(x), device, args.repeats)
+    runs = peers(T, device)
+    xg = x.clone().requires_grad_()
+    saved = {name: saved_bytes(lambda run=run: run(xg)) / nbytes for name, run in runs.items()}
+    rounds: list[dict] = []
+    for _ in range(args.rounds):
+        times = {"copy_with_alloc": timed_ms(lambda: x.clone(), device, args.repeats),
+                 "copy": timed_ms(lambda: y.copy_(x), device, args.repeats)}
+        for name, run in runs.items():
+            def forward(run=run):
+                with torch.no_grad():
+                    return run(x)
+
+            def forward_backward(run=run):
+                xg.grad = None
+                run(xg).backward(grad)
+
+            times[f"{name}/fwd"] = timed_ms(forward, device, args.repeats)
+            times[f"{name}/fwd+bwd"] = timed_ms(forward_backward, device, args.repeats)
+        rounds.append(times)
+    median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     # Bandwidth ceiling: a copy into an existing buffer moves 2 passes of the input's bytes.
     # Least traffic: forward reads x, writes spikes (2 passes); backward reads x and grad, writes grad_x (3).
+    copy_alloc_ms, copy_ms = median["copy_with_alloc"], median["copy"]
     ceiling_fwd_ms = copy_ms
     ceiling_fb_ms = copy_ms * 5 / 2
-
+    ours_name = next(f"snnres-{b}" for b in ("cupy", "numba", "torch") if f"snnres-{b}" in runs)
     rows = []
-    for name, run in peers(T, device).items():
-        def forward():
-            with torch.no_grad():
-                return run(x)
-
-        xg = x.clone().requires_grad_()
-
-        def forward_backward():
-            xg.grad = None
-            run(xg).backward(grad)
-
+    for name in runs:
+        fwd, fb = median[f"{name}/fwd"], median[f"{name}/fwd+bwd"]
+        ratios = {phase: [r[f"{name}/{phase}"] / r[f"{ours_name}/{phase}"] for r in rounds] for phase in ("fwd", "fwd+bwd")}
         rows.append({
-            "name": name,
-            "forward_ms": timed_ms(forward, device, args.repeats),
-            "forward_backward_ms": timed_ms(forward_backward, device, args.repeats),
-            "saved_bytes_per_input_byte": saved_bytes(lambda: run(xg)) / nbytes,
+            "name": name, "forward_ms": fwd, "forward_backward_ms": fb, "saved_bytes_per_input_byte": saved[name],
+            "forward_vs_ceiling": ceiling_fwd_ms / fwd, "forward_backward_vs_ceiling": ceiling_fb_ms / fb,
+            "ours_speedup_forward": fwd / median[f"{ours_name}/fwd"],
+            "ours_speedup_forward_backward": fb / median[f"{ours_name}/fwd+bwd"],
+            "ours_speedup_forward_range": [min(ratios["fwd"]), max(ratios["fwd"])],
+            "ours_speedup_forward_backward_range": [min(ratios["fwd+bwd"]), max(ratios["fwd+bwd"])],
         })
-    by_name = {r["name"]: r for r in rows}
-    ours = by_name.get("snnres-cupy") or by_name.get("snnres-numba") or by_name["snnres-torch"]
-    for r in rows:
-        r["forward_vs_ceiling"] = ceiling_fwd_ms / r["forward_ms"]
-        r["forward_backward_vs_ceiling"] = ceiling_fb_ms / r["forward_backward_ms"]
-        r["ours_speedup_forward"] = r["forward_ms"] / ours["forward_ms"]
-        r["ours_speedup_forward_backward"] = r["forward_backward_ms"] / ours["forward_backward_ms"]
 
     result = {
         "benchmark": "lif", "device": device, "machine": machine(device), "T": T, "neurons": N,
-        "dtype": "float32", "torch": torch.__version__, "ours": ours["name"],
+        "dtype": "float32", "torch": torch.__version__, "ours": ours_name, "rounds": args.rounds,
         "copy_with_alloc_ms": copy_alloc_ms, "copy_preallocated_ms": copy_ms,
-        "copy_bandwidth_gb_s": 2 * nbytes / copy_ms / 1e6, "rows": rows,
+        "copy_bandwidth_gb_s": 2 * nbytes / copy_ms / 1e6, "rows": rows, "per_round_ms": rounds,
     }
-    print(f"LIF [T={T}, N=2^{args.log2_neurons}] fp32 on {result['machine']}")
+    print(f"LIF [T={T}, N=2^{args.log2_neurons}] fp32 on {result['machine']}, median of {args.rounds} rounds")
     print(f"memory copy of the input: {copy_alloc_ms:.2f} ms allocating, {copy_ms:.2f} ms into a buffer")
     header = f"{'':18s} {'fwd ms':>8s} {'fwd+bwd ms':>11s} {'ours faster fwd':>16s} {'fwd+bwd':>8s} {'fwd/ceil':>9s} {'f+b/ceil':>9s} {'saved/input':>12s}"
     print(header)
@@ -168,7 +179,8 @@ def main() -> None:
         print(f"{r['name']:18s} {r['forward_ms']:8.2f} {r['forward_backward_ms']:11.2f} "
               f"{r['ours_speedup_forward']:15.2f}x {r['ours_speedup_forward_backward']:7.2f}x "
               f"{r['forward_vs_ceiling']:9.2f} {r['forward_backward_vs_ceiling']:9.2f} "
-              f"{r['saved_bytes_per_input_byte']:12.2f}")
+              f"{r['saved_bytes_per_input_byte']:12.2f}   fwd+bwd ratio over rounds "
+              f"{r['ours_speedup_forward_backward_range'][0]:.1f}-{r['ours_speedup_forward_backward_range'][1]:.1f}x")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"lif-{device}.json"
