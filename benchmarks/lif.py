@@ -9,7 +9,15 @@ The measurement is repeated in ``--rounds`` interleaved rounds (every library on
 turn), so that a shared machine's drift falls on all of them alike; the table gives each time's
 median over the rounds, and the JSON every round's times and the range of the per-round ratios.
 
-    python benchmarks/lif.py [--device cpu|cuda] [--rounds 5] [--T 8] [--log2-neurons 20] [--out benchmarks/results]
+On the CPU, allocation matters as much as the kernels: every library returns fresh output
+tensors, and a fresh page costs a fault (on this project's VM about as much as the LIF kernel
+itself for 32 MiB). glibc's default switches between handing back fresh pages and reusing freed
+memory depending on the process's history, which made earlier runs disagree by 2x. ``--allocator``
+fixes it: ``fresh`` (every tensor of 128 KiB or more is new pages, glibc's behaviour for 32 MiB
+tensors), ``reuse`` (freed memory is reused: what a caching allocator such as jemalloc gives), or
+``default`` (glibc as it comes).
+
+    python benchmarks/lif.py [--device cpu|cuda] [--allocator fresh|reuse|default] [--rounds 5] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -41,6 +49,25 @@ def machine(device: str) -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+
+
+def set_allocator(mode: str) -> None:
+    """Pin glibc malloc's large-allocation policy (``mallopt``) for this process (see module doc)."""
+    if mode == "default":
+        return
+    import ctypes
+
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError as error:
+        raise SystemExit(f"--allocator {mode} needs glibc ({error}); use --allocator default") from None
+    if mode == "fresh":  # a fixed threshold: glibc no longer raises it after a free
+        ok = libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    else:  # reuse: never mmap, never give memory back
+        ok = libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)
+    if not ok:
+        raise SystemExit(f"mallopt refused --allocator {mode}")
 
 
 def timed_ms(fn: Callable[[], object], device: str, repeats: int) -> float:
@@ -118,9 +145,14 @@ def main() -> None:
     parser.add_argument("--log2-neurons", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per measurement (median)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all libraries (median)")
+    parser.add_argument("--allocator", choices=("fresh", "reuse", "default"), default="fresh",
+                        help="CPU: glibc's policy for large tensors (module doc); ignored on CUDA")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     device, T, N = args.device, args.T, 2 ** args.log2_neurons
+    allocator = args.allocator if device == "cpu" else "caching (CUDA)"
+    if device == "cpu":
+        set_allocator(args.allocator)
     x = torch.randn(T, N, device=device) + 0.5
     grad = torch.randn_like(x)
     nbytes = x.numel() * x.element_size()
@@ -167,11 +199,11 @@ def main() -> None:
 
     result = {
         "benchmark": "lif", "device": device, "machine": machine(device), "T": T, "neurons": N,
-        "dtype": "float32", "torch": torch.__version__, "ours": ours_name, "rounds": args.rounds,
+        "dtype": "float32", "torch": torch.__version__, "ours": ours_name, "rounds": args.rounds, "allocator": allocator,
         "copy_with_alloc_ms": copy_alloc_ms, "copy_preallocated_ms": copy_ms,
         "copy_bandwidth_gb_s": 2 * nbytes / copy_ms / 1e6, "rows": rows, "per_round_ms": rounds,
     }
-    print(f"LIF [T={T}, N=2^{args.log2_neurons}] fp32 on {result['machine']}, median of {args.rounds} rounds")
+    print(f"LIF [T={T}, N=2^{args.log2_neurons}] fp32 on {result['machine']}, allocator {allocator}, median of {args.rounds} rounds")
     print(f"memory copy of the input: {copy_alloc_ms:.2f} ms allocating, {copy_ms:.2f} ms into a buffer")
     header = f"{'':18s} {'fwd ms':>8s} {'fwd+bwd ms':>11s} {'ours faster fwd':>16s} {'fwd+bwd':>8s} {'fwd/ceil':>9s} {'f+b/ceil':>9s} {'saved/input':>12s}"
     print(header)
@@ -183,7 +215,7 @@ def main() -> None:
               f"{r['ours_speedup_forward_backward_range'][0]:.1f}-{r['ours_speedup_forward_backward_range'][1]:.1f}x")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"lif-{device}.json"
+    path = out / (f"lif-{device}.json" if device != "cpu" else f"lif-cpu-{args.allocator}.json")
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
 
