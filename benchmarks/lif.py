@@ -17,7 +17,7 @@ fixes it: ``fresh`` (every tensor of 128 KiB or more is new pages, glibc's behav
 tensors), ``reuse`` (freed memory is reused: what a caching allocator such as jemalloc gives), or
 ``default`` (glibc as it comes).
 
-    python benchmarks/lif.py [--device cpu|cuda] [--allocator fresh|reuse|default] [--rounds 5] [--out benchmarks/results]
+    python benchmarks/lif.py [--device cpu|cuda] [--allocator reuse|fresh|default] [--rounds 5] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--log2-neurons", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per measurement (median)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over all libraries (median)")
-    parser.add_argument("--allocator", choices=("fresh", "reuse", "default"), default="fresh",
+    parser.add_argument("--allocator", choices=("reuse", "fresh", "default"), default="reuse",
                         help="CPU: glibc's policy for large tensors (module doc); ignored on CUDA")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
