@@ -50,8 +50,8 @@ if nb is not None:
         The degree-10 Taylor polynomial is evaluated by Estrin's scheme (powers ``r^2, r^4, r^8``
         beside pairs ``p_k + p_(k+1) r``), a dependency chain of 7 operations instead of Horner's 20:
         the loop is bound by latency, not by the number of operations. Largest relative error on
-        [0, 20]: 8e-9 in float64, 7e-6 in float32 (Horner's order: 5e-6); ``a`` is clamped at 20, where the sigmoid
-        surrogate's derivative (``~ alpha * exp(-a)``) is below 2e-9 alpha.
+        [0, 20]: 8e-9 in float64, 7e-6 in float32 (Horner's order: 5e-6); ``a`` is clamped at 20,
+        where the sigmoid surrogate's derivative (``~ alpha * exp(-a)``) is below 2e-9 alpha.
         """
         r = -min(a, c[EXP_CLAMP]) * c[EXP_SCALE]
         r2 = r * r
