@@ -64,9 +64,29 @@ def test_mlf_numba_equals_torch(opts, levels, T, seed):
 
 
 def test_large_layer_spans_many_blocks():
-    # More neurons than one numba block (2048), odd count, 4-d leading shape.
+    # More neurons than one numba block (at least 1024), odd count, 4-d leading shape.
     x = torch.randn(4, 3, 5, 17, 41) + 0.8
     assert_backends_agree(lif, x)
+
+
+@pytest.mark.parametrize("T", [3, 20])  # T = 20: the backward's H budget cuts its blocks to 64 neurons
+def test_tiny_blocks_with_a_partial_last_one(monkeypatch, T):
+    """Blocks of 64-192 neurons with a ragged last one: block edges must not change any number."""
+    from snnres.neurons.backends import numba_cpu
+
+    monkeypatch.setattr(numba_cpu, "MIN_BLOCK", 64)
+    monkeypatch.setattr(numba_cpu, "MAX_BLOCK", 192)
+    monkeypatch.setattr(numba_cpu, "H_BUDGET", 4 * 192 * 4)
+    torch.manual_seed(3)
+    x = torch.randn(T, 4, 500) + 0.6
+    assert_backends_agree(lif, x, torch.randn(4, 500) * 0.3, surrogate="sigmoid")
+    assert_backends_agree(mlf, x, levels=3)
+    grads = {}
+    for backend in ["torch", "numba"]:  # the tau gradient is summed per block, then over blocks
+        neuron = LIF(tau=2.5, learn_tau=True, backend=backend)
+        (neuron(x) * torch.linspace(-1, 1, 2000).view(4, 500)).sum().backward()
+        grads[backend] = neuron.tau_logit.grad.item()
+    assert grads["numba"] == pytest.approx(grads["torch"], rel=1e-5)
 
 
 def test_non_contiguous_input():

@@ -1,7 +1,10 @@
 """Fused CPU kernels (numba): the whole sequence in one pass, forward and backward.
 
-Neurons are processed in blocks of ``BLOCK`` (parallel over blocks with ``prange``); inside a
-block the loop over neurons is innermost and contiguous, so LLVM vectorises it. The forward
+Neurons are processed in blocks (parallel over blocks with ``prange``; sizes from ``block_size``);
+inside a block the loop over neurons is innermost and contiguous, so LLVM vectorises it. Long
+blocks matter: each time step's row of a block is one sequential run of memory, and the hardware
+prefetchers only run ahead within such a run (2048 -> 32768 neurons per block took the fused
+forward+backward of ``[8, 2^20]`` from ~8.6 to ~6.3 ms on 2 cores). The forward
 repeats the reference's float operations in the input's dtype, in the same order, so spikes are
 bit-identical to the torch backend. The backward recomputes ``H`` for the block from the saved
 input (it stays in cache), then runs back in time, also in the input's dtype (fp32 lanes are twice
@@ -21,7 +24,9 @@ import torch
 
 from .fused import run_fused
 
-BLOCK = 2048  # neurons per work item: T * BLOCK * 4 bytes of recomputed H stays in L2
+MAX_BLOCK = 32768  # neurons per work item: rows of 128 KiB (fp32) per time step
+MIN_BLOCK = 1024
+H_BUDGET = 1 << 20  # bytes of recomputed H per backward block (T * block * itemsize): about L2
 
 try:  # numba is a dependency, but a broken install should only disable this backend
     import numba as nb
@@ -97,12 +102,12 @@ if nb is not None:
         return s * vr + (one - s) * h if hard else h - s * th
 
     @nb.njit(parallel=True, cache=True)
-    def _forward_kernel(x, v0, spikes, v_last, thresholds, c, hard, decay_input):
+    def _forward_kernel(x, v0, spikes, v_last, thresholds, c, hard, decay_input, block):
         T, N = x.shape
         tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
-        for b in nb.prange((N + BLOCK - 1) // BLOCK):
-            lo = b * BLOCK
-            n = min(BLOCK, N - lo)
+        for b in nb.prange((N + block - 1) // block):
+            lo = b * block
+            n = min(block, N - lo)
             for k in range(thresholds.shape[0]):
                 th = thresholds[k]
                 v = v0[k, lo:lo + n].copy()
@@ -123,15 +128,15 @@ if nb is not None:
 
     @nb.njit(parallel=True, cache=True)
     def _backward_kernel(x, v0, grad_s, grad_vl, has_grad_vl, thresholds, c, hard, decay_input, sid,
-                         need_tau, grad_x, grad_v0, grad_tau_blocks):
+                         need_tau, grad_x, grad_v0, grad_tau_blocks, block):
         """Back in time: ``gH = gS g'(H - th) + gV dV/dH``, ``gX = gH dH/dX``, ``gV <- gH (1 - 1/tau)``."""
         T, N = x.shape
         tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
         inv_tau, keep = c[INV_TAU], c[KEEP]
         inv_tau2 = np.float64(inv_tau) * np.float64(inv_tau)
-        for b in nb.prange((N + BLOCK - 1) // BLOCK):
-            lo = b * BLOCK
-            n = min(BLOCK, N - lo)
+        for b in nb.prange((N + block - 1) // block):
+            lo = b * block
+            n = min(block, N - lo)
             h_buf = np.empty((T, n), dtype=x.dtype)
             gv = np.empty(n, dtype=x.dtype)
             sg = np.empty(n, dtype=x.dtype)
@@ -201,12 +206,19 @@ def _constants(dtype: torch.dtype, tau: float, params) -> np.ndarray:
     return np.array(values, dtype=_NUMPY_DTYPES[dtype])
 
 
+def block_size(N: int, limit: int) -> int:
+    """Neurons per work item (a multiple of 64): up to ``limit``, but 4 blocks per thread where N allows."""
+    per_thread = -(-N // (4 * nb.get_num_threads()))
+    return max(MIN_BLOCK, min(limit, -(-per_thread // 64) * 64))
+
+
 def forward(x: torch.Tensor, v0: torch.Tensor, tau: float, params):
     spikes = torch.empty_like(x)
     v_last = torch.empty_like(v0)
     thresholds = np.array(params.thresholds, dtype=_NUMPY_DTYPES[x.dtype])
     _forward_kernel(x.detach().numpy(), v0.detach().numpy(), spikes.numpy(), v_last.numpy(), thresholds,
-                    _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input)
+                    _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input,
+                    block_size(x.shape[1], MAX_BLOCK))
     return spikes, v_last
 
 
@@ -215,14 +227,16 @@ def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool
 
     grad_x = torch.empty_like(x)
     grad_v0 = torch.empty_like(v0)
-    grad_tau_blocks = np.zeros(max((x.shape[1] + BLOCK - 1) // BLOCK, 1), dtype=np.float64)
+    T, N = x.shape
+    block = block_size(N, max(MIN_BLOCK, min(MAX_BLOCK, H_BUDGET // (T * x.element_size()) // 64 * 64)))
+    grad_tau_blocks = np.zeros(max(-(-N // block), 1), dtype=np.float64)
     has_gvl = grad_v_last is not None
     gvl = grad_v_last.detach().numpy() if has_gvl else v0.detach().numpy()
     thresholds = np.array(params.thresholds, dtype=_NUMPY_DTYPES[x.dtype])
     _backward_kernel(
         x.detach().numpy(), v0.detach().numpy(), grad_spikes.detach().numpy(), gvl, has_gvl, thresholds,
         _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input,
-        surrogate_id(params.surrogate), need_tau, grad_x.numpy(), grad_v0.numpy(), grad_tau_blocks,
+        surrogate_id(params.surrogate), need_tau, grad_x.numpy(), grad_v0.numpy(), grad_tau_blocks, block,
     )
     return grad_x, grad_v0, float(grad_tau_blocks.sum()) if need_tau else None
 
