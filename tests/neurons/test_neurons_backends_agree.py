@@ -137,3 +137,23 @@ def test_streaming_in_chunks_equals_one_shot(backend):
     (g_full,) = torch.autograd.grad((s_full * g).sum(), x)
     (g_chunk,) = torch.autograd.grad((torch.cat([s1, s2]) * g).sum(), x)
     torch.testing.assert_close(g_chunk, g_full, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("use", ["spikes", "state"])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_gradient_through_one_output_only(use, with_state):
+    """Autograd hands the fused backward None for the unused output (no zero tensor is made)."""
+    torch.manual_seed(4)
+    x = torch.randn(5, 300) + 0.6
+    v = torch.randn(300) * 0.3 if with_state else None
+    grads = {}
+    for backend in ["torch", "numba"]:
+        xb = x.clone().requires_grad_()
+        vb = None if v is None else v.clone().requires_grad_()
+        s, v_last = lif(xb, vb, backend=backend)
+        out = s if use == "spikes" else v_last
+        (out * torch.linspace(-1, 1, 300)).sum().backward()
+        grads[backend] = (xb.grad, None if vb is None else vb.grad)
+    torch.testing.assert_close(grads["numba"][0], grads["torch"][0], rtol=1e-5, atol=1e-6)
+    if with_state:
+        torch.testing.assert_close(grads["numba"][1], grads["torch"][1], rtol=1e-5, atol=1e-6)

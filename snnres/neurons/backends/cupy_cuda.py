@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..surrogate import surrogate_id
-from .fused import run_fused
+from .fused import rest_state, run_fused
 
 THREADS = 256
 MAX_T_IN_REGISTERS = 16  # the backward keeps H in registers up to this many steps
@@ -100,8 +100,9 @@ def _scalars(tau: float, params) -> tuple[np.float32, np.float32]:
     return inv_tau, np.float32(params.rest)
 
 
-def forward(x: torch.Tensor, v0: torch.Tensor, tau: float, params):
+def forward(x: torch.Tensor, v0: torch.Tensor | None, tau: float, params):
     T, N = x.shape
+    v0 = rest_state(x, params) if v0 is None else v0
     spikes = torch.empty_like(x)
     v_last = torch.empty_like(v0)
     vec = 2 if x.dtype == torch.float16 and N % 2 == 0 else 1
@@ -113,6 +114,8 @@ def forward(x: torch.Tensor, v0: torch.Tensor, tau: float, params):
 
 def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool):
     T, N = x.shape
+    at_rest = v0 is None
+    v0 = rest_state(x, params) if at_rest else v0
     grad_x = torch.empty_like(x)
     grad_v0 = torch.empty_like(v0)
     scratch = None
@@ -126,7 +129,7 @@ def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool
         np.float32(0.5 / params.alpha),
     )
     _launch("snnres_lif_backward", x, params, 1, N, args)
-    return grad_x, grad_v0, float(grad_tau.item()) if need_tau else None
+    return grad_x, None if at_rest else grad_v0, float(grad_tau.item()) if need_tau else None
 
 
 def run(x_seq: torch.Tensor, v: torch.Tensor, tau, params):

@@ -1,11 +1,12 @@
 """The autograd glue shared by the fused backends (numba on the CPU, CuPy on the GPU).
 
-A fused backend provides ``forward(x [T, N], v0 [K, N], tau, params) -> (spikes [T, N],
-v_last [K, N])`` and ``backward(x, v0, grad_spikes, grad_v_last | None, tau, params, need_tau)
--> (grad_x, grad_v0, grad_tau | None)``. The forward saves only ``x`` and ``v0`` (one tensor of
-the input's size); the backward kernel recomputes the membrane potentials from them, which
-costs the same memory traffic as reading a stored ``H`` and keeps training memory at one copy
-per neuron layer.
+A fused backend provides ``forward(x [T, N], v0 [K, N] | None, tau, params) -> (spikes [T, N],
+v_last [K, N])`` and ``backward(x, v0 | None, grad_spikes, grad_v_last | None, tau, params,
+need_tau) -> (grad_x, grad_v0 | None, grad_tau | None)``; ``v0 = None`` is the resting state
+(every level at ``params.rest``, never materialised by the numba backend) and then ``grad_v0`` is
+None. The forward saves only ``x`` and a given ``v0`` (one tensor of the input's size); the
+backward kernel recomputes the membrane potentials from them, which costs the same memory traffic
+as reading a stored ``H`` and keeps training memory at one copy per neuron layer.
 """
 
 from __future__ import annotations
@@ -18,17 +19,15 @@ import torch
 class FusedNeuronFunction(torch.autograd.Function):
     """``(x [T, N], v0 [K, N] | None, tau tensor | None) -> (spikes [T, N], v_last [K, N])``.
 
-    Saved for the backward: ``x``, plus ``v0`` only when the caller passed a state (a start at
-    rest is rebuilt from ``params.rest``).
+    Saved for the backward: ``x``, plus ``v0`` only when the caller passed a state. Gradients that
+    autograd does not have (an unused ``v_last``) arrive as None rather than as zero tensors.
     """
 
     @staticmethod
     def forward(ctx, x2d, v0, tau_tensor, kernels: ModuleType, params, tau_value: float):
-        at_rest = v0 is None
-        if at_rest:
-            v0 = _rest_state(x2d, params)
+        ctx.set_materialize_grads(False)
         spikes, v_last = kernels.forward(x2d, v0, tau_value, params)
-        ctx.save_for_backward(x2d, None if at_rest else v0)
+        ctx.save_for_backward(x2d, v0)
         ctx.kernels, ctx.params, ctx.tau_value = kernels, params, tau_value
         ctx.tau_like = tau_tensor.detach() if tau_tensor is not None else None
         return spikes, v_last
@@ -36,8 +35,6 @@ class FusedNeuronFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_last):
         x2d, v0 = ctx.saved_tensors
-        if v0 is None:
-            v0 = _rest_state(x2d, ctx.params)
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(x2d)
         need_tau = ctx.needs_input_grad[2]
@@ -51,7 +48,8 @@ class FusedNeuronFunction(torch.autograd.Function):
         return grad_x, grad_v0 if ctx.needs_input_grad[1] else None, grad_tau, None, None, None
 
 
-def _rest_state(x2d: torch.Tensor, params) -> torch.Tensor:
+def rest_state(x2d: torch.Tensor, params) -> torch.Tensor:
+    """The resting state ``[K, N]`` as a tensor, for backends whose kernels need one."""
     return torch.full((params.levels, x2d.shape[1]), params.rest, dtype=x2d.dtype, device=x2d.device)
 
 

@@ -9,7 +9,8 @@ repeats the reference's float operations in the input's dtype, in the same order
 bit-identical to the torch backend. The backward recomputes ``H`` for the block from the saved
 input (it stays in cache), then runs back in time, also in the input's dtype (fp32 lanes are twice
 as many as fp64's; the tau gradient is summed in float64). Python float literals would promote
-numba's arithmetic to float64, so every constant comes in a typed array (``_constants``). The
+numba's arithmetic to float64, so every constant comes in a typed array (``_constants``). A start
+at rest is not materialised: the kernels fill each block's state with ``V_REST``. The
 sigmoid surrogate uses a polynomial ``exp`` (``_exp_neg``), because libm's ``exp`` is a scalar
 call that stops vectorisation and would bind the backward.
 """
@@ -102,7 +103,7 @@ if nb is not None:
         return s * vr + (one - s) * h if hard else h - s * th
 
     @nb.njit(parallel=True, cache=True)
-    def _forward_kernel(x, v0, spikes, v_last, thresholds, c, hard, decay_input, block):
+    def _forward_kernel(x, v0, at_rest, spikes, v_last, thresholds, c, hard, decay_input, block):
         T, N = x.shape
         tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
         for b in nb.prange((N + block - 1) // block):
@@ -110,7 +111,7 @@ if nb is not None:
             n = min(block, N - lo)
             for k in range(thresholds.shape[0]):
                 th = thresholds[k]
-                v = v0[k, lo:lo + n].copy()
+                v = np.full(n, vr) if at_rest else v0[k, lo:lo + n].copy()
                 for t in range(T):
                     # Row views: indexing them with the loop counter lets LLVM vectorise.
                     xt = x[t, lo:lo + n]
@@ -127,7 +128,7 @@ if nb is not None:
                 v_last[k, lo:lo + n] = v
 
     @nb.njit(parallel=True, cache=True)
-    def _backward_kernel(x, v0, grad_s, grad_vl, has_grad_vl, thresholds, c, hard, decay_input, sid,
+    def _backward_kernel(x, v0, at_rest, grad_s, grad_vl, has_grad_vl, thresholds, c, hard, decay_input, sid,
                          need_tau, grad_x, grad_v0, grad_tau_blocks, block):
         """Back in time: ``gH = gS g'(H - th) + gV dV/dH``, ``gX = gH dH/dX``, ``gV <- gH (1 - 1/tau)``."""
         T, N = x.shape
@@ -144,8 +145,8 @@ if nb is not None:
             tau_sum = 0.0
             for k in range(thresholds.shape[0]):
                 th = thresholds[k]
-                v0k = v0[k, lo:lo + n]
-                v = v0k.copy()
+                v_start = np.full(n, vr) if at_rest else v0[k, lo:lo + n].copy()
+                v = v_start.copy()
                 for t in range(T):  # recompute this level's H (same ops as the forward)
                     xt = x[t, lo:lo + n]
                     ht = h_buf[t]
@@ -180,7 +181,7 @@ if nb is not None:
                         xt = x[t, lo:lo + n]
                         for i in range(n):
                             if t == 0:
-                                v_prev = np.float64(v0k[i])
+                                v_prev = np.float64(v_start[i])
                             else:
                                 hp = h_buf[t - 1, i]
                                 v_prev = np.float64(_reset(hp, one if hp >= th else zero, th, vr, one, hard))
@@ -188,7 +189,8 @@ if nb is not None:
                                 tau_sum -= np.float64(gh[i]) * (np.float64(xt[i]) - (v_prev - np.float64(vr))) * inv_tau2
                             else:
                                 tau_sum += np.float64(gh[i]) * (v_prev - np.float64(vr)) * inv_tau2
-                grad_v0[k, lo:lo + n] = gv
+                if not at_rest:
+                    grad_v0[k, lo:lo + n] = gv
             grad_tau_blocks[b] = tau_sum
 
 
@@ -212,31 +214,42 @@ def block_size(N: int, limit: int) -> int:
     return max(MIN_BLOCK, min(limit, -(-per_thread // 64) * 64))
 
 
-def forward(x: torch.Tensor, v0: torch.Tensor, tau: float, params):
+def _state_arrays(x: torch.Tensor, v0: torch.Tensor | None, levels: int) -> tuple[np.ndarray, bool]:
+    """``(v0 as an array, at_rest)``; at rest the kernels start from ``V_REST`` and get a placeholder."""
+    if v0 is None:
+        return np.zeros((levels, 1), dtype=_NUMPY_DTYPES[x.dtype]), True
+    return v0.detach().numpy(), False
+
+
+def forward(x: torch.Tensor, v0: torch.Tensor | None, tau: float, params):
+    N = x.shape[1]
     spikes = torch.empty_like(x)
-    v_last = torch.empty_like(v0)
+    v_last = torch.empty((params.levels, N), dtype=x.dtype)
+    v0_array, at_rest = _state_arrays(x, v0, params.levels)
     thresholds = np.array(params.thresholds, dtype=_NUMPY_DTYPES[x.dtype])
-    _forward_kernel(x.detach().numpy(), v0.detach().numpy(), spikes.numpy(), v_last.numpy(), thresholds,
+    _forward_kernel(x.detach().numpy(), v0_array, at_rest, spikes.numpy(), v_last.numpy(), thresholds,
                     _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input,
-                    block_size(x.shape[1], MAX_BLOCK))
+                    block_size(N, MAX_BLOCK))
     return spikes, v_last
 
 
 def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool):
     from ..surrogate import surrogate_id
 
-    grad_x = torch.empty_like(x)
-    grad_v0 = torch.empty_like(v0)
     T, N = x.shape
+    grad_x = torch.empty_like(x)
+    v0_array, at_rest = _state_arrays(x, v0, params.levels)
+    grad_v0 = None if at_rest else torch.empty_like(v0)
     block = block_size(N, max(MIN_BLOCK, min(MAX_BLOCK, H_BUDGET // (T * x.element_size()) // 64 * 64)))
     grad_tau_blocks = np.zeros(max(-(-N // block), 1), dtype=np.float64)
     has_gvl = grad_v_last is not None
-    gvl = grad_v_last.detach().numpy() if has_gvl else v0.detach().numpy()
+    gvl = grad_v_last.detach().numpy() if has_gvl else v0_array
     thresholds = np.array(params.thresholds, dtype=_NUMPY_DTYPES[x.dtype])
     _backward_kernel(
-        x.detach().numpy(), v0.detach().numpy(), grad_spikes.detach().numpy(), gvl, has_gvl, thresholds,
+        x.detach().numpy(), v0_array, at_rest, grad_spikes.detach().numpy(), gvl, has_gvl, thresholds,
         _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input,
-        surrogate_id(params.surrogate), need_tau, grad_x.numpy(), grad_v0.numpy(), grad_tau_blocks, block,
+        surrogate_id(params.surrogate), need_tau, grad_x.numpy(), v0_array if at_rest else grad_v0.numpy(),
+        grad_tau_blocks, block,
     )
     return grad_x, grad_v0, float(grad_tau_blocks.sum()) if need_tau else None
 
