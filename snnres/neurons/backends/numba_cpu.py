@@ -170,7 +170,8 @@ if nb is not None:
                         else:
                             dv_dh = one - keep * th * sg[i]
                         g = gst[i] * sg[i] + gv[i] * dv_dh
-                        gh[i] = g
+                        if need_tau:  # kept for the tau gradient only
+                            gh[i] = g
                         gx = g * inv_tau if decay_input else g
                         if k == 0:
                             gxt[i] = gx
