@@ -74,23 +74,44 @@ if nb is not None:
         return p * p
 
     @nb.njit(inline="always", cache=True)
-    def _fill_surrogate(h_row, th, sid, c, out):
-        """``out[i] = g'(h_row[i] - th)``; one branch-free loop per surrogate id."""
+    def _surrogate(d, sid, c):
+        """``g'(d)`` of surrogate ``sid`` at ``d = H - threshold`` (``sid`` a constant where inlined)."""
         one, alpha = c[ONE], c[ALPHA]
         if sid == 0:
-            for i in range(out.shape[0]):
-                e = _exp_neg(abs(alpha * (h_row[i] - th)), c)
-                out[i] = alpha * e / ((one + e) * (one + e))
-        elif sid == 1:
-            for i in range(out.shape[0]):
-                z = (h_row[i] - th) * c[ATAN_SCALE]
-                out[i] = c[HALF_ALPHA] / (one + z * z)
-        elif sid == 2:
-            for i in range(out.shape[0]):
-                out[i] = max(c[ZERO], alpha - c[ALPHA_SQ] * abs(h_row[i] - th))
-        else:
-            for i in range(out.shape[0]):
-                out[i] = alpha if abs(h_row[i] - th) < c[HALF_WIDTH] else c[ZERO]
+            e = _exp_neg(abs(alpha * d), c)
+            return alpha * e / ((one + e) * (one + e))
+        if sid == 1:
+            z = d * c[ATAN_SCALE]
+            return c[HALF_ALPHA] / (one + z * z)
+        if sid == 2:
+            return max(c[ZERO], alpha - c[ALPHA_SQ] * abs(d))
+        return alpha if abs(d) < c[HALF_WIDTH] else c[ZERO]
+
+    @nb.njit(inline="always", cache=True)
+    def _step_back(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, first_level, need_tau):
+        """One step back in time for one level of a block, in place on ``gv`` and ``gxt``.
+
+        ``gH = gS g'(H - th) + gV dV/dH``; ``gX (+)= gH dH/dX``; ``gV <- gH (1 - 1/tau)``; ``gh = gH``
+        (for the tau gradient). One loop: the surrogate's arithmetic overlaps the row's memory
+        traffic (a separate surrogate pass over the row was 5-9% slower).
+        """
+        vr, one, zero, inv_tau, keep = c[V_REST], c[ONE], c[ZERO], c[INV_TAU], c[KEEP]
+        for i in range(ht.shape[0]):
+            h = ht[i]
+            sg = _surrogate(h - th, sid, c)
+            if hard:
+                dv_dh = (zero if h >= th else one) + keep * (vr - h) * sg
+            else:
+                dv_dh = one - keep * th * sg
+            g = gst[i] * sg + gv[i] * dv_dh
+            if need_tau:
+                gh[i] = g
+            gx = g * inv_tau if decay_input else g
+            if first_level:
+                gxt[i] = gx
+            else:
+                gxt[i] += gx
+            gv[i] = g - g * inv_tau
 
     @nb.njit(inline="always", cache=True)
     def _charge(v, x, tau, vr, decay_input):
@@ -140,7 +161,6 @@ if nb is not None:
             n = min(block, N - lo)
             h_buf = np.empty((T, n), dtype=x.dtype)
             gv = np.empty(n, dtype=x.dtype)
-            sg = np.empty(n, dtype=x.dtype)
             gh = np.empty(n, dtype=x.dtype)
             tau_sum = 0.0
             for k in range(thresholds.shape[0]):
@@ -162,22 +182,15 @@ if nb is not None:
                     ht = h_buf[t]
                     gst = grad_s[t, lo:lo + n]
                     gxt = grad_x[t, lo:lo + n]
-                    _fill_surrogate(ht, th, sid, c, sg)
-                    for i in range(n):
-                        h = ht[i]
-                        if hard:
-                            dv_dh = (zero if h >= th else one) + keep * (vr - h) * sg[i]
-                        else:
-                            dv_dh = one - keep * th * sg[i]
-                        g = gst[i] * sg[i] + gv[i] * dv_dh
-                        if need_tau:  # kept for the tau gradient only
-                            gh[i] = g
-                        gx = g * inv_tau if decay_input else g
-                        if k == 0:
-                            gxt[i] = gx
-                        else:
-                            gxt[i] += gx
-                        gv[i] = g - g * inv_tau
+                    # One specialised loop per surrogate: ``sid`` is a constant in each copy.
+                    if sid == 0:
+                        _step_back(ht, gst, gxt, gv, gh, th, 0, c, hard, decay_input, k == 0, need_tau)
+                    elif sid == 1:
+                        _step_back(ht, gst, gxt, gv, gh, th, 1, c, hard, decay_input, k == 0, need_tau)
+                    elif sid == 2:
+                        _step_back(ht, gst, gxt, gv, gh, th, 2, c, hard, decay_input, k == 0, need_tau)
+                    else:
+                        _step_back(ht, gst, gxt, gv, gh, th, 3, c, hard, decay_input, k == 0, need_tau)
                     if need_tau:  # dH/dtau needs V[t-1]: the start state or the reset of H[t-1]
                         xt = x[t, lo:lo + n]
                         for i in range(n):
