@@ -114,6 +114,24 @@ if nb is not None:
             gv[i] = g - g * inv_tau
 
     @nb.njit(inline="always", cache=True)
+    def _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, first_level, need_tau):
+        """``_step_back`` with ``sid`` (and, from the caller, ``need_tau``) as constants.
+
+        One specialised loop per case: a loop-invariant flag left inside the loop is if-converted
+        by LLVM, and ``if need_tau: gh[i] = g`` became an AVX-512 masked store with an all-false
+        mask, which on AMD Zen takes a microcode assist per store when ``gh``'s pages were never
+        written (fault suppression): the backward ran 10x slower.
+        """
+        if sid == 0:
+            _step_back(ht, gst, gxt, gv, gh, th, 0, c, hard, decay_input, first_level, need_tau)
+        elif sid == 1:
+            _step_back(ht, gst, gxt, gv, gh, th, 1, c, hard, decay_input, first_level, need_tau)
+        elif sid == 2:
+            _step_back(ht, gst, gxt, gv, gh, th, 2, c, hard, decay_input, first_level, need_tau)
+        else:
+            _step_back(ht, gst, gxt, gv, gh, th, 3, c, hard, decay_input, first_level, need_tau)
+
+    @nb.njit(inline="always", cache=True)
     def _charge(v, x, tau, vr, decay_input):
         """``H[t]`` from ``V[t-1]`` and ``X[t]``, in the reference's operation order."""
         return v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
@@ -182,15 +200,10 @@ if nb is not None:
                     ht = h_buf[t]
                     gst = grad_s[t, lo:lo + n]
                     gxt = grad_x[t, lo:lo + n]
-                    # One specialised loop per surrogate: ``sid`` is a constant in each copy.
-                    if sid == 0:
-                        _step_back(ht, gst, gxt, gv, gh, th, 0, c, hard, decay_input, k == 0, need_tau)
-                    elif sid == 1:
-                        _step_back(ht, gst, gxt, gv, gh, th, 1, c, hard, decay_input, k == 0, need_tau)
-                    elif sid == 2:
-                        _step_back(ht, gst, gxt, gv, gh, th, 2, c, hard, decay_input, k == 0, need_tau)
+                    if need_tau:  # constants in each inlined copy (see ``_step_back_any``)
+                        _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, k == 0, True)
                     else:
-                        _step_back(ht, gst, gxt, gv, gh, th, 3, c, hard, decay_input, k == 0, need_tau)
+                        _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, k == 0, False)
                     if need_tau:  # dH/dtau needs V[t-1]: the start state or the reset of H[t-1]
                         xt = x[t, lo:lo + n]
                         for i in range(n):
