@@ -78,7 +78,7 @@ if nb is not None:
 
     @nb.njit(inline="always", cache=True)
     def _surrogate(d, sid, c):
-        """``g'(d)`` of surrogate ``sid`` at ``d = H - threshold`` (``sid`` a constant where inlined)."""
+        """Surrogate ``sid``'s ``g'(d)`` at ``d = H - threshold`` (inlined with a constant ``sid``)."""
         one, alpha = c[ONE], c[ALPHA]
         if sid == 0:
             e = _exp_neg(abs(alpha * d), c)
@@ -94,9 +94,9 @@ if nb is not None:
     def _step_back(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, first_level, need_tau):
         """One step back in time for one level of a block, in place on ``gv`` and ``gxt``.
 
-        ``gH = gS g'(H - th) + gV dV/dH``; ``gX (+)= gH dH/dX``; ``gV <- gH (1 - 1/tau)``; ``gh = gH``
-        (for the tau gradient). One loop: the surrogate's arithmetic overlaps the row's memory
-        traffic (a separate surrogate pass over the row was 5-9% slower).
+        ``gH = gS g'(H - th) + gV dV/dH``; ``gX (+)= gH dH/dX``; ``gV <- gH (1 - 1/tau)``;
+        ``gh = gH`` (for the tau gradient). One loop: the surrogate's arithmetic overlaps the row's
+        memory traffic (a separate surrogate pass over the row was 5-9% slower).
         """
         vr, one, zero, inv_tau, keep = c[V_REST], c[ONE], c[ZERO], c[INV_TAU], c[KEEP]
         for i in range(ht.shape[0]):
@@ -249,13 +249,13 @@ def _constants(dtype: torch.dtype, tau: float, params) -> np.ndarray:
 
 
 def block_size(N: int, limit: int) -> int:
-    """Neurons per work item (a multiple of 64): up to ``limit``, but 4 blocks per thread where N allows."""
+    """Neurons per work item (a multiple of 64): <= ``limit``, 4 blocks per thread if N allows."""
     per_thread = -(-N // (4 * nb.get_num_threads()))
     return max(MIN_BLOCK, min(limit, -(-per_thread // 64) * 64))
 
 
 def _state_arrays(x: torch.Tensor, v0: torch.Tensor | None, levels: int) -> tuple[np.ndarray, bool]:
-    """``(v0 as an array, at_rest)``; at rest the kernels start from ``V_REST`` and get a placeholder."""
+    """``(v0 as an array, at_rest)``; at rest a placeholder (the kernels fill in ``V_REST``)."""
     if v0 is None:
         return np.zeros((levels, 1), dtype=_NUMPY_DTYPES[x.dtype]), True
     return v0.detach().numpy(), False
