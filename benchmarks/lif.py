@@ -15,7 +15,8 @@ itself for 32 MiB). glibc's default switches between handing back fresh pages an
 memory depending on the process's history, which made earlier runs disagree by 2x. ``--allocator``
 fixes it: ``fresh`` (every tensor of 128 KiB or more is new pages, glibc's behaviour for 32 MiB
 tensors), ``reuse`` (freed memory is reused: what a caching allocator such as jemalloc gives), or
-``default`` (glibc as it comes).
+``default`` (glibc as it comes). The table's last column is the process's minor page faults per
+forward+backward call (fresh pages touched), so a run whose allocator handed out new pages shows it.
 
     python benchmarks/lif.py [--device cpu|cuda] [--allocator reuse|fresh|default] [--rounds 5] [--out benchmarks/results]
 """
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -70,19 +72,26 @@ def set_allocator(mode: str) -> None:
         raise SystemExit(f"mallopt refused --allocator {mode}")
 
 
-def timed_ms(fn: Callable[[], object], device: str, repeats: int) -> float:
-    """Median wall time of ``fn`` in ms after two warm-up calls (the first compiles kernels)."""
+def timed_ms(fn: Callable[[], object], device: str, repeats: int, faults: dict | None = None,
+             key: str = "") -> float:
+    """Median wall time of ``fn`` in ms after two warm-up calls (the first compiles kernels).
+
+    ``faults[key]``: the process's minor page faults per timed call (fresh pages the call touched).
+    """
     def sync():
         if device == "cuda":
             torch.cuda.synchronize()
     fn(), fn()
     sync()
     samples = []
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         sync()
         samples.append((time.perf_counter() - start) * 1e3)
+    if faults is not None:
+        faults[key] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / repeats
     return statistics.median(samples)
 
 
@@ -162,7 +171,9 @@ def main() -> None:
     xg = x.clone().requires_grad_()
     saved = {name: saved_bytes(lambda run=run: run(xg)) / nbytes for name, run in runs.items()}
     rounds: list[dict] = []
+    fault_rounds: list[dict] = []
     for _ in range(args.rounds):
+        faults: dict[str, float] = {}
         times = {"copy_with_alloc": timed_ms(lambda: x.clone(), device, args.repeats),
                  "copy": timed_ms(lambda: y.copy_(x), device, args.repeats)}
         for name, run in runs.items():
@@ -174,9 +185,10 @@ def main() -> None:
                 xg.grad = None
                 run(xg).backward(grad)
 
-            times[f"{name}/fwd"] = timed_ms(forward, device, args.repeats)
-            times[f"{name}/fwd+bwd"] = timed_ms(forward_backward, device, args.repeats)
+            times[f"{name}/fwd"] = timed_ms(forward, device, args.repeats, faults, f"{name}/fwd")
+            times[f"{name}/fwd+bwd"] = timed_ms(forward_backward, device, args.repeats, faults, f"{name}/fwd+bwd")
         rounds.append(times)
+        fault_rounds.append(faults)
     median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     # Bandwidth ceiling: a copy into an existing buffer moves 2 passes of the input's bytes.
     # Least traffic: forward reads x, writes spikes (2 passes); backward reads x and grad, writes grad_x (3).
@@ -195,6 +207,7 @@ def main() -> None:
             "ours_speedup_forward_backward": fb / median[f"{ours_name}/fwd+bwd"],
             "ours_speedup_forward_range": [min(ratios["fwd"]), max(ratios["fwd"])],
             "ours_speedup_forward_backward_range": [min(ratios["fwd+bwd"]), max(ratios["fwd+bwd"])],
+            "page_faults_per_call_forward_backward": statistics.median(f[f"{name}/fwd+bwd"] for f in fault_rounds),
         })
 
     result = {
@@ -202,16 +215,18 @@ def main() -> None:
         "dtype": "float32", "torch": torch.__version__, "ours": ours_name, "rounds": args.rounds, "allocator": allocator,
         "copy_with_alloc_ms": copy_alloc_ms, "copy_preallocated_ms": copy_ms,
         "copy_bandwidth_gb_s": 2 * nbytes / copy_ms / 1e6, "rows": rows, "per_round_ms": rounds,
+        "per_round_page_faults_per_call": fault_rounds,
     }
     print(f"LIF [T={T}, N=2^{args.log2_neurons}] fp32 on {result['machine']}, allocator {allocator}, median of {args.rounds} rounds")
     print(f"memory copy of the input: {copy_alloc_ms:.2f} ms allocating, {copy_ms:.2f} ms into a buffer")
-    header = f"{'':18s} {'fwd ms':>8s} {'fwd+bwd ms':>11s} {'ours faster fwd':>16s} {'fwd+bwd':>8s} {'fwd/ceil':>9s} {'f+b/ceil':>9s} {'saved/input':>12s}"
+    header = (f"{'':18s} {'fwd ms':>8s} {'fwd+bwd ms':>11s} {'ours faster fwd':>16s} {'fwd+bwd':>8s} {'fwd/ceil':>9s} "
+              f"{'f+b/ceil':>9s} {'saved/input':>12s} {'f+b faults/call':>16s}")
     print(header)
     for r in rows:
         print(f"{r['name']:18s} {r['forward_ms']:8.2f} {r['forward_backward_ms']:11.2f} "
               f"{r['ours_speedup_forward']:15.2f}x {r['ours_speedup_forward_backward']:7.2f}x "
               f"{r['forward_vs_ceiling']:9.2f} {r['forward_backward_vs_ceiling']:9.2f} "
-              f"{r['saved_bytes_per_input_byte']:12.2f}   fwd+bwd ratio over rounds "
+              f"{r['saved_bytes_per_input_byte']:12.2f} {r['page_faults_per_call_forward_backward']:16.0f}   fwd+bwd ratio over rounds "
               f"{r['ours_speedup_forward_backward_range'][0]:.1f}-{r['ours_speedup_forward_backward_range'][1]:.1f}x")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
