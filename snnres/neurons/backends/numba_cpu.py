@@ -144,6 +144,14 @@ if nb is not None:
         """``V[t]`` after spike ``s``: ``s * vr + (1 - s) * h`` (hard) or ``h - s * th`` (soft)."""
         return s * vr + (one - s) * h if hard else h - s * th
 
+    @nb.njit(inline="always", cache=True)
+    def _load_state(v, v0, k, lo, at_rest, vr):
+        """``v[:] =`` level ``k``'s start state for the block at ``lo``: ``V_REST``, or ``v0``'s row."""
+        if at_rest:
+            v[:] = vr
+        else:
+            v[:] = v0[k, lo:lo + v.shape[0]]
+
     @nb.njit(parallel=True, cache=True)
     def _forward_kernel(x, v0, at_rest, spikes, v_last, thresholds, c, hard, decay_input, block, slots):
         T, N = x.shape
@@ -155,10 +163,7 @@ if nb is not None:
             v = scratch[nb.get_thread_id(), :n]
             for k in range(thresholds.shape[0]):
                 th = thresholds[k]
-                if at_rest:
-                    v[:] = vr
-                else:
-                    v[:] = v0[k, lo:lo + n]
+                _load_state(v, v0, k, lo, at_rest, vr)
                 for t in range(T):
                     # Row views: indexing them with the loop counter lets LLVM vectorise.
                     xt = x[t, lo:lo + n]
@@ -182,22 +187,17 @@ if nb is not None:
         tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
         inv_tau, keep = c[INV_TAU], c[KEEP]
         inv_tau2 = np.float64(inv_tau) * np.float64(inv_tau)
-        scratch = np.empty((slots, (T + 4) * block), dtype=x.dtype)  # per thread: H, gV, gH, V0, V
+        scratch = np.empty((slots, (T + 3) * block), dtype=x.dtype)  # per thread: H, gV, gH, V
         for b in nb.prange((N + block - 1) // block):
             lo = b * block
             n = min(block, N - lo)
             mine = scratch[nb.get_thread_id()]  # contiguous pieces (strided views stop vectorisation)
             h_buf = mine[:T * n].reshape((T, n))
-            gv, gh = mine[T * n:(T + 1) * n], mine[(T + 1) * n:(T + 2) * n]
-            v_start, v = mine[(T + 2) * n:(T + 3) * n], mine[(T + 3) * n:(T + 4) * n]
+            gv, gh, v = mine[T * n:(T + 1) * n], mine[(T + 1) * n:(T + 2) * n], mine[(T + 2) * n:(T + 3) * n]
             tau_sum = 0.0
             for k in range(thresholds.shape[0]):
                 th = thresholds[k]
-                if at_rest:
-                    v_start[:] = vr
-                else:
-                    v_start[:] = v0[k, lo:lo + n]
-                v[:] = v_start
+                _load_state(v, v0, k, lo, at_rest, vr)
                 for t in range(T):  # recompute this level's H (same ops as the forward)
                     xt = x[t, lo:lo + n]
                     ht = h_buf[t]
@@ -221,7 +221,7 @@ if nb is not None:
                         xt = x[t, lo:lo + n]
                         for i in range(n):
                             if t == 0:
-                                v_prev = np.float64(v_start[i])
+                                v_prev = np.float64(vr if at_rest else v0[k, lo + i])
                             else:
                                 hp = h_buf[t - 1, i]
                                 v_prev = np.float64(_reset(hp, one if hp >= th else zero, th, vr, one, hard))
@@ -280,7 +280,7 @@ def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool
     grad_x = torch.empty_like(x)
     v0_array, at_rest = _state_arrays(x, v0, params.levels)
     grad_v0 = None if at_rest else torch.empty_like(v0)
-    block = block_size(N, max(MIN_BLOCK, min(MAX_BLOCK, H_BUDGET // (T * x.element_size()) // 64 * 64)))
+    block = block_size(N, min(MAX_BLOCK, H_BUDGET // (T * x.element_size()) // 64 * 64))
     grad_tau_blocks = np.zeros(max(-(-N // block), 1), dtype=np.float64)
     has_gvl = grad_v_last is not None
     gvl = grad_v_last.detach().numpy() if has_gvl else v0_array
