@@ -9,9 +9,13 @@ gain is set (bisection) so that the layer fires at rate ``a`` too: ``a`` is the 
 the whole network. The dense run is the model's own forward on the binned frames (batch 1,
 binning not timed); the event-driven run starts from the Tonic events (binning timed). Both
 check that they predict the same class. Times are the best of ``--repeats`` runs.
-Writes ``results/event_sim-cpu.json`` and ``results/event_sim-cpu.png``; prints the crossover.
+Writes ``results/event_sim-<device>.json`` and ``.png``; prints the crossover.
 
-    python benchmarks/event_sim.py [--repeats 5] [--threads N] [--out benchmarks/results]
+``--device cuda``: both runs on the GPU (dense: cuDNN convolutions and the model's LIF backend,
+TF32 off; event-driven: ``EventSimulator(model, device="cuda")``, the CuPy kernels), each call
+timed to the end of its GPU work (``torch.cuda.synchronize``).
+
+    python benchmarks/event_sim.py [--repeats 5] [--threads N] [--device cpu|cuda] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -109,12 +113,16 @@ def make_events(activity: float, rng: np.random.Generator) -> np.ndarray:
     return events[np.argsort(events["t"], kind="stable")]
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    fn()  # warm-up (numba compilation, allocator)
+def timed(fn, repeats: int, device: str = "cpu") -> tuple[float, object]:
+    fn()  # warm-up (numba / NVRTC compilation, allocator)
     times, out = [], None
     for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         out = fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return min(times) * 1e3, out  # the least disturbed run (a shared 2-core machine)
 
@@ -134,7 +142,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--threads", type=int, default=None, help="torch and numba threads (default: all cores)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
+    device = args.device
+    if device == "cuda":
+        torch.backends.cudnn.allow_tf32 = False  # fp32 sums, like the simulator's
+        torch.backends.cuda.matmul.allow_tf32 = False
     if args.threads:
         import numba
 
@@ -143,17 +156,18 @@ def main() -> None:
 
     from lif import machine  # benchmarks/lif.py: the CPU model line
 
-    net = build_network()
+    net = build_network().to(device)
     rng = np.random.default_rng(0)
     rows = []
     for activity in ACTIVITIES:
         events = make_events(activity, rng)
-        frames = torch.from_numpy(bin_events(events, SENSOR, T).astype(np.float32))[None]
+        frames = torch.from_numpy(bin_events(events, SENSOR, T).astype(np.float32))[None].to(device)
         calibrate(net, frames[0], activity)
-        sim = EventSimulator(net.as_sequential())  # BN folded again with the new gains
+        sim = EventSimulator(net.as_sequential(), device=device)  # BN folded again with the new gains
         with torch.no_grad():
-            dense_ms, logits = timed(lambda: net(frames), args.repeats)
-        event_ms, out = timed(lambda: sim.run(events, SENSOR, T), args.repeats)
+            dense_ms, logits = timed(lambda: net(frames), args.repeats, device)
+        event_ms, out = timed(lambda: sim.run(events, SENSOR, T), args.repeats, device)
+        logits = logits.cpu()
         assert out.prediction == int(logits.argmax()), "event-driven and dense runs disagree"
         neurons = {n.name: n.size for n in sim.graph((SENSOR[2], SENSOR[1], SENSOR[0])).nodes}
         rates = {k: v / (T * neurons[k]) for k, v in out.spikes_per_layer.items()}
@@ -167,16 +181,17 @@ def main() -> None:
     print(f"crossover (event-driven as fast as dense) at activity ~{cross:.1%}" if cross else "no crossover")
     import numba
 
-    result = dict(machine=machine("cpu"), torch=torch.__version__, numba_threads=numba.get_num_threads(), sensor=SENSOR, T=T, network=str(net.as_sequential()),
+    result = dict(machine=machine(device), device=device, torch=torch.__version__,
+                  numba_threads=numba.get_num_threads(), sensor=SENSOR, T=T, network=str(net.as_sequential()),
                   rows=rows, crossover_activity=cross)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tag = f"-{args.threads}thread" if args.threads else ""
-    (out_dir / f"event_sim-cpu{tag}.json").write_text(json.dumps(result, indent=2))
-    plot(rows, cross, out_dir / f"event_sim-cpu{tag}.png")
+    tag = f"-{args.threads}thread" if args.threads and device == "cpu" else ""
+    (out_dir / f"event_sim-{device}{tag}.json").write_text(json.dumps(result, indent=2))
+    plot(rows, cross, out_dir / f"event_sim-{device}{tag}.png", device)
 
 
-def plot(rows: list[dict], cross: float | None, path: Path) -> None:
+def plot(rows: list[dict], cross: float | None, path: Path, device: str = "cpu") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,7 +205,7 @@ def plot(rows: list[dict], cross: float | None, path: Path) -> None:
         ax.axvline(cross * 100, color="gray", ls=":", label=f"crossover {cross:.1%}")
     ax.set_xlabel("activity (% of inputs with an event, of neurons firing, per step)")
     ax.set_ylabel("inference time per sample (ms)")
-    ax.set_title("64x64x2 sensor, T=16, 5 conv layers + FC, CPU")
+    ax.set_title(f"64x64x2 sensor, T=16, 5 conv layers + FC, {device.upper()}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 2's GPU checks in one command on a machine with an NVIDIA GPU, CuPy and PyTorch:
-# the gpu-marked neuron tests (cupy == torch) and benchmarks/lif.py --device cuda.
+# The GPU checks in one command on a machine with an NVIDIA GPU, CuPy and PyTorch: the
+# gpu-marked tests (neurons: cupy == torch; simulator: GPU == dense GPU run and CPU simulator),
+# benchmarks/lif.py --device cuda and benchmarks/event_sim.py --device cuda.
 # Without a package registry there, build the wheels first (bash benchmarks/gpu_wheels.sh) and
 # carry .whl/. Results (logs, JSON) go to $OUT, else benchmarks/results.
 #   bash benchmarks/gpu_check.sh
@@ -21,9 +22,12 @@ cd "$work"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
 python3 -c "import snnres, cupy, torch; print('snnres', snnres.__file__, 'cupy', cupy.__version__, 'torch', torch.__version__)" 2>&1 | tee -a "$out/gpu.txt"
-python3 -m pytest -q -p no:cacheprovider -m gpu -rs tests/neurons/test_neurons_cupy.py 2>&1 | tee "$out/gpu-tests.log"
+python3 -m pytest -q -p no:cacheprovider -m gpu -rs tests/neurons/test_neurons_cupy.py tests/sim/test_sim_cuda.py \
+  2>&1 | tee "$out/gpu-tests.log"
 tests_rc=${PIPESTATUS[0]}
 python3 benchmarks/lif.py --device cuda --out "$out" 2>&1 | tee "$out/lif-cuda.log"
 bench_rc=${PIPESTATUS[0]}
-echo "gpu tests rc=$tests_rc, benchmark rc=$bench_rc" | tee -a "$out/gpu.txt"
-[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
+python3 benchmarks/event_sim.py --device cuda --out "$out" 2>&1 | tee "$out/event_sim-cuda.log"
+sim_rc=${PIPESTATUS[0]}
+echo "gpu tests rc=$tests_rc, lif benchmark rc=$bench_rc, event_sim benchmark rc=$sim_rc" | tee -a "$out/gpu.txt"
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$sim_rc" -eq 0 ]

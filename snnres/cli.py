@@ -204,7 +204,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from .sim.cli import simulate_command
 
     sensor = tuple(args.sensor_size) if args.sensor_size else None
-    return simulate_command(args.checkpoint, args.events, args.T, sensor)
+    return simulate_command(args.checkpoint, args.events, args.T, sensor, args.device)
 
 
 def _sweep_depth(args: argparse.Namespace) -> int:
@@ -316,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--T", type=int, help="time bins (default: the checkpoint's T)")
     sm.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"),
                     help="sensor size (default: from the checkpoint's data set)")
+    sm.add_argument("--device", default="cpu", help="cpu (numba kernels) or cuda[:N] (CuPy kernels)")
     sm.set_defaults(func=_simulate)
 
     sw = sub.add_parser("sweep-depth", help="the degradation study: accuracy and loss vs depth per family")

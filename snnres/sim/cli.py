@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 
-def simulate_command(checkpoint: str, events: str, T: int | None, sensor_size: tuple | None) -> int:
+def simulate_command(checkpoint: str, events: str, T: int | None, sensor_size: tuple | None,
+                     device: str = "cpu") -> int:
     """Returns the exit code: 0 on success, 1 on an error (printed to stderr)."""
     import snnres
 
@@ -37,9 +38,9 @@ def simulate_command(checkpoint: str, events: str, T: int | None, sensor_size: t
         return 1
     try:
         sensor, source = _sensor_size(sensor_size, info, recording, args.get("in_channels"))
-        sim = EventSimulator(model)
+        sim = EventSimulator(model, device=device)
         out = sim.run(recording, sensor, steps)
-    except (UnsupportedLayerError, ValueError, TypeError) as error:
+    except (UnsupportedLayerError, ValueError, TypeError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report(out, args.get("arch", type(model).__name__), sensor, source, steps, len(recording)))

@@ -99,6 +99,7 @@ class Graph:
     output: int = 0                  # the node whose time-mean is the logits
     flat_chw: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # flattened (C, H, W) views
     scratch: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    device_params: dict = field(default_factory=dict, repr=False, compare=False)  # cuda.py's weights per device
 
     def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:
         """This thread's reusable array for ``key`` (zeroed if ``zero``, else stale): fresh arrays

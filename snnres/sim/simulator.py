@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
-from . import kernels
+from . import cuda, kernels
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from .trace import trace
 
@@ -262,16 +262,29 @@ class EventSimulator:
 
     ``run(events, sensor_size, T)`` bins Tonic events like ``ToFrame(sensor_size, n_time_bins=T)``;
     ``run(frames)`` takes a ``[T, C, H, W]`` frame tensor. ``stream(...)`` feeds chunks.
+    ``device``: ``"cpu"`` (numba kernels) or a CUDA device (CuPy kernels, ``cuda.py``).
     The weights are read (and BN folded) once per input shape: build a new simulator after
     changing the model.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu"):
         if not isinstance(model, nn.Module):
             raise TypeError(f"EventSimulator needs an nn.Module, got {type(model).__name__}")
         self.model = model
+        self.device = torch.device(device)
+        if self.device.type != "cpu":
+            cuda.check_device(self.device)
+            if self.device.index is None:
+                self.device = torch.device("cuda", torch.cuda.current_device())
         self._graphs: dict[tuple[int, ...], Graph] = {}
         check_supported(model)
+
+    def run_chunk(self, graph: Graph, state: SimState, chunk: Signal) -> None:
+        """Advance ``state`` by the steps of ``chunk`` (CSR input events) on this simulator's device."""
+        if self.device.type == "cpu":
+            run_chunk(graph, state, chunk)
+        else:
+            cuda.run_chunk(graph, state, chunk, self.device)
 
     def graph(self, input_shape: tuple[int, ...]) -> Graph:
         """The node list for inputs of shape ``(C, H, W)`` (built once per shape)."""

@@ -1,8 +1,8 @@
 """The CUDA kernel source, built for the host, against the torch reference on the CPU.
 
 ``test_neurons_cupy.py`` needs a GPU. These tests run the same ``kernels/lif.cu`` without one:
-g++ compiles it with ``cuda_host/cuda_fp16.h`` standing in for the CUDA built-ins (a warp's
-lanes are host threads, so the backward's warp shuffle is exercised) and ``cuda_host/launch.cpp``
+g++ compiles it with ``tests/cuda_host/cuda_fp16.h`` standing in for the CUDA built-ins (a warp's
+lanes are host threads, so the backward's warp shuffle is exercised) and ``tests/cuda_host/launch_lif.cpp``
 runs the grid. Everything on the Python side of the cupy backend is the real code: option sets,
 launch shape, output and scratch allocation, the argument order, the half2 choice, autograd
 glue; only CuPy's launch (``cupy_cuda._launch``) is replaced.
@@ -29,7 +29,7 @@ from snnres.functional import lif
 from snnres.neurons.backends import cupy_cuda
 from snnres.neurons.functional import NeuronParams, mlf_thresholds, run_neuron
 
-HOST = Path(__file__).parent / "cuda_host"
+HOST = Path(__file__).parent.parent / "cuda_host"
 CXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="g++ not on PATH: cannot build the kernel for the host")
 
@@ -63,7 +63,7 @@ def host_kernels(monkeypatch, build_dir):
             target = build_dir / f"lif_{name}.so"
             if not target.exists():
                 cmd = [CXX, "-std=c++20", "-O1", "-ffp-contract=off", "-mf16c", "-fPIC", "-shared", "-pthread",
-                       f"-I{HOST}", f"-I{build_dir}", *defines, str(HOST / "launch.cpp"), "-o", str(target)]
+                       f"-I{HOST}", f"-I{build_dir}", *defines, str(HOST / "launch_lif.cpp"), "-o", str(target)]
                 result = subprocess.run(cmd, capture_output=True, text=True)
                 assert result.returncode == 0, result.stderr
             libraries[defines] = ctypes.CDLL(str(target))

@@ -43,3 +43,14 @@ def test_sensor_size_inferred_and_errors(tmp_path, capsys, fake_checkpoint):
     np.save(path, np.zeros((3, 4)))
     assert simulate_command("ckpt.pt", str(path), None, SENSOR) == 1
     assert "structured events" in capsys.readouterr().err
+
+
+def test_cuda_device_without_a_gpu_is_a_clear_error(tmp_path, capsys, fake_checkpoint):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    path = tmp_path / "sample.npy"
+    np.save(path, random_events(np.random.default_rng(3), SENSOR, 100))
+    assert simulate_command("ckpt.pt", str(path), None, SENSOR, device="cuda") == 1
+    assert "GPU simulator cannot run" in capsys.readouterr().err
