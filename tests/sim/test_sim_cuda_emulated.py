@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from sim_testnets import TimeSequential, dyadic_, random_conv_net, random_events
+from test_sim_gather import wide_net
 from torch import nn
 
 from snnres import models
@@ -101,6 +102,17 @@ def test_random_networks_equal_the_cpu_simulator(gpu_sim, variant):
     gpu = gpu_sim(net).run(events, sensor, T, record=True)
     assert sum(cpu.spikes_per_layer.values()) > 0 and sum(cpu.sops.values()) > 0
     assert_same(cpu, gpu)
+
+
+def test_dilation_wide_layers_and_a_bias(gpu_sim):
+    """y-dilation with stride 2, a 3x5 kernel without x padding, 96 output channels (three
+    rounds of the warp's 32 lanes), conv biases, MLF; busy input."""
+    rng = np.random.default_rng(7)
+    sensor = (18, 14, 2)
+    net = power_of_two_tau_(wide_net(rng))
+    events = random_events(rng, sensor, 18 * 14 * 2 * 3)
+    cpu = EventSimulator(net).run(events, sensor, 5, record=True)
+    assert_same(cpu, gpu_sim(net).run(events, sensor, 5, record=True))
 
 
 def test_streamed_chunks_carry_the_membranes(gpu_sim):
