@@ -63,31 +63,31 @@ extern "C" __global__ void snnres_sim_scatter(const float* in, const float* w, f
     }
 }
 
-// One thread per neuron i (channel i % C), all T steps in order, LEVELS levels with thresholds
+// One thread per neuron i (channel i % C), all T steps in order, Levels levels with thresholds
 // th[k]: X = current[t, i] + bias[c] (no bias: X = current), per level
 // H = V + (X - (V - V_r)) / tau (decay_input) or V - (V - V_r) / tau + X, as x * (1 / tau) like
 // PyTorch on the GPU and kernels/lif.cu; S = H >= th[k]; V = V_r (hard) or H - th[k] on a spike,
 // else H. spikes[t, i] = number of levels that fired. Per thread: fired += spikes, updates +=
 // steps with X != 0 or a level away from rest (what the CPU simulator computes).
-template <int LEVELS>
+template <int Levels>
 __device__ __forceinline__ void neurons_body(const float* current, const float* bias, float* v, float* spikes,
                                              const float* thresholds, long long T, long long N, int C,
                                              float inv_tau, float v_rest, int decay_input, int hard_reset,
                                              double& fired_total, double& updates) {
     const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-    float th[LEVELS];
-    for (int k = 0; k < LEVELS; ++k) th[k] = thresholds[k];
+    float th[Levels];
+    for (int k = 0; k < Levels; ++k) th[k] = thresholds[k];
     for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < N; i += stride) {
-        float state[LEVELS];
-        for (int k = 0; k < LEVELS; ++k) state[k] = v[k * N + i];
+        float state[Levels];
+        for (int k = 0; k < Levels; ++k) state[k] = v[k * N + i];
         const float b = bias != nullptr ? bias[i % C] : 0.0f;
         for (long long t = 0; t < T; ++t) {
             const float x = bias != nullptr ? __fadd_rn(current[t * N + i], b) : current[t * N + i];
             bool busy = x != 0.0f;
-            for (int k = 0; k < LEVELS; ++k) busy |= state[k] != v_rest;
+            for (int k = 0; k < Levels; ++k) busy |= state[k] != v_rest;
             updates += busy ? 1.0 : 0.0;
             float fired = 0.0f;
-            for (int k = 0; k < LEVELS; ++k) {
+            for (int k = 0; k < Levels; ++k) {
                 const float vk = state[k];
                 const float h = decay_input
                     ? __fadd_rn(vk, __fmul_rn(__fsub_rn(x, __fsub_rn(vk, v_rest)), inv_tau))
@@ -99,7 +99,7 @@ __device__ __forceinline__ void neurons_body(const float* current, const float* 
             spikes[t * N + i] = fired;
             fired_total += fired;
         }
-        for (int k = 0; k < LEVELS; ++k) v[k * N + i] = state[k];
+        for (int k = 0; k < Levels; ++k) v[k * N + i] = state[k];
     }
 }
 
