@@ -115,6 +115,18 @@ def test_dilation_wide_layers_and_a_bias(gpu_sim):
     assert_same(cpu, gpu_sim(net).run(events, sensor, 5, record=True))
 
 
+def test_mlp_on_real_valued_frames(gpu_sim):
+    """Linear layers as the 1x1 case; real-valued input frames are counted as MACs, spikes as SOPs."""
+    rng = np.random.default_rng(5)
+    net = dyadic_(TimeSequential(nn.Flatten(), nn.Linear(2 * 6 * 5, 40), nn.BatchNorm1d(40), LIF(v_threshold=0.5),
+                                 nn.Linear(40, 3)), rng)
+    frames = torch.from_numpy(rng.integers(-4, 5, (4, 2, 6, 5)) / 4 * (rng.random((4, 2, 6, 5)) < 0.4)).float()
+    cpu = EventSimulator(net).run(frames, record=True)
+    gpu = gpu_sim(net).run(frames, record=True)
+    assert cpu.macs["1"] > 0 and cpu.sops["4"] > 0
+    assert_same(cpu, gpu)
+
+
 def test_streamed_chunks_carry_the_membranes(gpu_sim):
     rng = np.random.default_rng(11)
     sensor = (16, 16, 2)
