@@ -166,7 +166,7 @@ def run_pool(graph, index, inputs, ctx) -> DeviceSignal:
     c, w_in, h_out, w_out, k_h, k_w, s_h, s_w, p_h, p_w = (int(g) for g in node.geometry)
     x = sig.full()
     steps = x.shape[0]
-    frames = x.view(steps, -1, w_in, c).permute(0, 3, 1, 2)
+    frames = x.reshape(steps, -1, w_in, c).permute(0, 3, 1, 2)
     if node.use_max:  # a position without an event counts as 0 (the CPU simulator's rule)
         pooled = F.max_pool2d(frames, (k_h, k_w), (s_h, s_w), (p_h, p_w)).clamp_min(0)
     else:  # the window's sum, then / divisor

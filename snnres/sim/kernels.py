@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 from numba import types
 from numba.core import cgutils
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 BLOCK = 64  # output channels summed in registers by ``conv_gather`` (four AVX-512 vectors)
@@ -233,6 +234,23 @@ def pool_scatter(ptr, idx, val, geometry, out, use_max):
 
 
 @nb.njit(inline="always")
+def _emit(words, fired, first, out_idx, out_val, n_out):
+    """Append ``(first + c, fired[c])`` for every ``fired[c] != 0`` in increasing ``c``; ``words`` is
+    ``fired`` seen as uint64 (eight channels per word, zero-padded): a word without a spike costs
+    one test, and a spike is found with one trailing-zero count instead of a branch per channel."""
+    for w in range(words.shape[0]):
+        word = words[w]
+        while word != 0:
+            shift = trailing_zeros(word) & np.uint64(56)  # the lowest non-zero byte's first bit
+            c = w * 8 + np.int64(shift >> np.uint64(3))
+            out_idx[n_out] = first + c
+            out_val[n_out] = fired[c]
+            n_out += 1
+            word &= ~(np.uint64(255) << shift)
+    return n_out
+
+
+@nb.njit(inline="always")
 def _charge(v, x, tau, vr, decay_input):
     return v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
 
@@ -257,7 +275,8 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
     K = v.shape[0]
     tau, vr, zero = consts[0], consts[1], consts[2]
     a, b = p_lo * C, p_hi * C
-    fired = np.zeros(C, dtype=np.uint8)
+    fired = np.zeros(-(-C // 8) * 8, dtype=np.uint8)  # whole uint64 words for _emit
+    words = fired.view(np.uint64)
     n_out = 0
     updates = 0
     for t in range(T):
@@ -284,11 +303,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
                     fired[c] = spike
                     still |= after != vr
                 aw[p] = still
-                for c in range(C):
-                    if fired[c]:
-                        out_idx[n_out] = a + lo + c
-                        out_val[n_out] = 1
-                        n_out += 1
+                n_out = _emit(words, fired, a + lo, out_idx, out_val, n_out)
                 continue
             for c in range(C):
                 busy = x[c] + bias[c] != zero
@@ -307,11 +322,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
                     fired[c] += spike
                     still |= after != vr
             aw[p] = still
-            for c in range(C):
-                if fired[c]:
-                    out_idx[n_out] = a + lo + c
-                    out_val[n_out] = fired[c]
-                    n_out += 1
+            n_out = _emit(words, fired, a + lo, out_idx, out_val, n_out)
         counts[t] = n_out - start
     return updates
 
