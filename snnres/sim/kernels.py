@@ -102,20 +102,22 @@ def site_index(ptr, idx, c_in, w_in, taps, site_ptr, code):
     ``code[e] = c * taps + x`` for an event at ``(y, x)``, channel ``c``. False if a step's ``idx``
     is not increasing (the sites would not be contiguous)."""
     n_sites = site_ptr.shape[1] - 1
-    for t in range(ptr.shape[0] - 1):
+    for t in range(ptr.shape[0] - 1):  # sites walked in order: no division per event
         sp = site_ptr[t]
-        s = 0
+        sp[0] = ptr[t]
+        site, hi, x = 0, c_in, 0       # the current site, the end of its flat indices, its x
         for e in range(ptr[t], ptr[t + 1]):
-            if e > ptr[t] and idx[e] <= idx[e - 1]:
+            i = idx[e]
+            if e > ptr[t] and i <= idx[e - 1]:
                 return False
-            site = idx[e] // c_in
-            code[e] = (idx[e] - site * c_in) * taps + site % w_in
-            while s <= site:
-                sp[s] = e
-                s += 1
-        while s <= n_sites:
+            while i >= hi:
+                site += 1
+                hi += c_in
+                x = 0 if x == w_in - 1 else x + 1
+                sp[site] = e
+            code[e] = (i - (hi - c_in)) * taps + x
+        for s in range(site + 1, n_sites + 1):
             sp[s] = ptr[t + 1]
-            s += 1
     return True
 
 
@@ -138,14 +140,19 @@ def conv_gather(ptr, idx, val, site_ptr, code, geometry, w_b, kh, out, touched, 
         for kx in range(kw):
             nx = x + pw - kx * dw
             reach_x[x] += nx >= 0 and nx % sw == 0 and nx // sw < w_out
-    for t in range(ptr.shape[0] - 1):
+    for t in range(ptr.shape[0] - 1):  # fan-out per site, from site_ptr: no division per event
         weighted = 0.0
         plain = 0.0
-        for e in range(ptr[t], ptr[t + 1]):
-            pos = idx[e] // c_in
-            fan = reach_y[pos // w_in] * reach_x[pos % w_in] * c_out
-            weighted += np.float64(val[e]) * fan
-            plain += fan
+        sp = site_ptr[t]
+        for y in range(h_in):
+            for x in range(w_in):
+                s = y * w_in + x
+                if sp[s + 1] == sp[s]:
+                    continue
+                fan = reach_y[y] * reach_x[x] * c_out
+                for e in range(sp[s], sp[s + 1]):
+                    weighted += np.float64(val[e]) * fan
+                plain += fan * (sp[s + 1] - sp[s])
         fan_weighted[t] = weighted
         fan_plain[t] = plain
     for blk in range(w_b.shape[0]):  # one block's weights stay in L2 over all steps
