@@ -213,25 +213,32 @@ def linear_scatter(ptr, idx, val, w_t, out, touched, fan_weighted, fan_plain):
 
 
 @nb.njit(parallel=True, cache=True)
-def pool_scatter(ptr, idx, val, geometry, out, use_max):
+def pool_scatter(ptr, idx, val, geometry, h_in, out, use_max):
     """Depthwise window pooling of events: sum (avg-pool, divided later) or max per output.
 
-    ``geometry`` = (C, W_in, H_out, W_out, k_h, k_w, stride_h, stride_w, pad_h, pad_w).
-    Max pooling treats positions without an event as 0, which is exact for non-negative inputs.
+    ``geometry`` = (C, W_in, H_out, W_out, k_h, k_w, stride_h, stride_w, pad_h, pad_w); the input
+    is ``h_in`` rows high. Max pooling treats positions without an event as 0, which is exact for
+    non-negative inputs.
     """
     c_n, w_in, h_out, w_out, kh, kw, sh, sw, ph, pw = geometry
+    # the windows holding row y: oy * sh <= y + ph < oy * sh + kh, i.e. oy in [lo_y[y], hi_y[y])
+    lo_y, hi_y = np.empty(h_in, np.int64), np.empty(h_in, np.int64)
+    lo_x, hi_x = np.empty(w_in, np.int64), np.empty(w_in, np.int64)
+    for y in range(h_in):
+        lo_y[y], hi_y[y] = max(0, (y + ph - kh + sh) // sh), min(h_out, (y + ph) // sh + 1)
+    for x in range(w_in):
+        lo_x[x], hi_x[x] = max(0, (x + pw - kw + sw) // sw), min(w_out, (x + pw) // sw + 1)
     for t in nb.prange(ptr.shape[0] - 1):
         row = out[t]
         for e in range(ptr[t], ptr[t + 1]):
             flat = idx[e]
-            c = flat % c_n
             pos = flat // c_n
-            x = pos % w_in
+            c = flat - pos * c_n
             y = pos // w_in
+            x = pos - y * w_in
             v = val[e]
-            # the windows holding (y, x): oy * sh <= y + ph < oy * sh + kh (likewise x)
-            for oy in range(max(0, (y + ph - kh + sh) // sh), min(h_out, (y + ph) // sh + 1)):
-                for ox in range(max(0, (x + pw - kw + sw) // sw), min(w_out, (x + pw) // sw + 1)):
+            for oy in range(lo_y[y], hi_y[y]):
+                for ox in range(lo_x[x], hi_x[x]):
                     o = (oy * w_out + ox) * c_n + c
                     if use_max:
                         if v > row[o]:

@@ -192,7 +192,8 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
 def run_pool(node: PoolNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
     sig = as_events(inputs[0], state.sizes[node.inputs[0]])
     out = np.zeros((sig.steps, node.size), dtype=np.float32)
-    kernels.pool_scatter(sig.ptr, sig.idx, sig.val, node.geometry, out, node.use_max)
+    h_in = state.sizes[node.inputs[0]] // (node.geometry[0] * node.geometry[1])
+    kernels.pool_scatter(sig.ptr, sig.idx, sig.val, node.geometry, h_in, out, node.use_max)
     ptr, idx, val = kernels.compact(out, node.divisor)
     return Signal(ptr, idx, val, integer=node.integer)
 
