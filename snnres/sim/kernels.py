@@ -251,7 +251,8 @@ def pool_scatter(ptr, idx, val, geometry, h_in, out, use_max):
 def _emit(words, fired, first, out_idx, out_val, n_out):
     """Append ``(first + c, fired[c])`` for every ``fired[c] != 0`` in increasing ``c``; ``words`` is
     ``fired`` seen as uint64 (eight channels per word, zero-padded): a word without a spike costs
-    one test, and a spike is found with one trailing-zero count instead of a branch per channel."""
+    one test, and a spike is found with one trailing-zero count instead of a branch per channel
+    (little-endian: byte c % 8 of word c // 8 holds channel c)."""
     for w in range(words.shape[0]):
         word = words[w]
         while word != 0:
