@@ -154,9 +154,19 @@ def _energy_report(args: argparse.Namespace) -> int:
     if args.event_driven:
         import json
 
+        import torch
+
+        from .neurons.backends import unavailable_reason
         from .sim.loader_counts import count_over_loader
 
-        result = count_over_loader(model, loader, args.max_batches, info["model_args"]["T"])
+        try:
+            device = resolve_device(args.device)  # the GPU simulator where CuPy can run, else the CPU one
+            if device.type == "cuda" and args.device == "auto" and unavailable_reason("cupy", device) is not None:
+                device = torch.device("cpu")
+            result = count_over_loader(model, loader, args.max_batches, info["model_args"]["T"], device)
+        except (RuntimeError, ValueError) as error:
+            print(f"snnres energy-report: {error}", file=sys.stderr)
+            return 2
         result["energy_pj"] = result["sops"] * constants.e_ac_pj + result["macs"] * constants.e_mac_pj
         print(f"event-driven simulation, {result['samples']} samples, per sample: {result['sops']:.4g} SOPs, "
               f"{result['macs']:.4g} MACs, {result['neuron_updates']:.4g} neuron updates -> "

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import torch
 from torch import nn
 
 from .simulator import EventSimulator
 
 
-def count_over_loader(model: nn.Module, loader: Iterable, max_batches: int | None, T: int) -> dict[str, Any]:
+def count_over_loader(model: nn.Module, loader: Iterable, max_batches: int | None, T: int,
+                      device: str | torch.device = "cpu") -> dict[str, Any]:
     """Run every sample of ``loader`` (``[T, C, H, W]`` frames, or images repeated ``T`` times) through
-    the simulator; returns per-sample SOPs, MACs, spikes and neuron updates, per layer and in total."""
-    sim = EventSimulator(model.cpu())
+    the simulator on ``device``; returns per-sample SOPs, MACs, spikes and neuron updates, per layer
+    and in total."""
+    sim = EventSimulator(model.cpu(), device=device)  # it reads the weights on the CPU
     totals: dict[str, dict[str, float]] = {"sops": {}, "macs": {}, "spikes": {}, "neuron_updates": {}}
     samples = 0
     for b, (inputs, _) in enumerate(loader):

@@ -47,6 +47,11 @@ def test_cli_train_then_eval_and_energy_report(tmp_path, capsys):
                  "--json", str(sim_json)]) == 0
     sim = json.loads(sim_json.read_text())
     assert sim["sops"] == pytest.approx(data["total"]["sops"], rel=0.02)
+    if not torch.cuda.is_available():  # asking for the GPU simulator without a GPU: a clear error
+        capsys.readouterr()
+        assert main(["energy-report", str(out / "last.pt"), "--max-batches", "1", "--event-driven",
+                     "--device", "cuda"]) == 2
+        assert "--device cuda" in capsys.readouterr().err
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
