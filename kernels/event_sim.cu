@@ -24,7 +24,8 @@ extern "C" __global__ void snnres_sim_scatter(const float* in, const float* w, f
     const long long warp = (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const long long n_warps = (static_cast<long long>(gridDim.x) * blockDim.x) >> 5;
     const long long total = T * n_in;
-    double weighted = 0.0, plain = 0.0;
+    double weighted = 0.0;
+    long long plain = 0;
     for (long long base = warp * 32; base < total; base += n_warps * 32) {  // uniform across the warp
         const long long g = base + lane;
         const float value = g < total ? in[g] : 0.0f;
@@ -34,10 +35,10 @@ extern "C" __global__ void snnres_sim_scatter(const float* in, const float* w, f
             pending &= pending - 1u;
             const float v = __shfl_sync(SNNRES_FULL_MASK, value, source);
             const long long e = base + source;
-            const long long t = e / n_in, i = e - t * n_in;
-            const int c = static_cast<int>(i % c_in);
-            const long long pos = i / c_in;
-            const int x = static_cast<int>(pos % w_in), y = static_cast<int>(pos / w_in);
+            const long long t = e / n_in;
+            const int i = static_cast<int>(e - t * n_in);  // a layer's neurons per step fit in int
+            const int pos = i / c_in, c = i - pos * c_in;
+            const int y = pos / w_in, x = pos - y * w_in;
             float* row = out + t * n_out;
             int reached = 0;
             for (int ky = 0; ky < k_h; ++ky) {
@@ -54,12 +55,12 @@ extern "C" __global__ void snnres_sim_scatter(const float* in, const float* w, f
                 }
             }
             weighted += static_cast<double>(v) * reached * c_out;
-            plain += static_cast<double>(reached) * c_out;
+            plain += static_cast<long long>(reached) * c_out;
         }
     }
-    if (lane == 0 && plain != 0.0) {  // every lane holds the warp's totals
+    if (lane == 0 && plain != 0) {  // every lane holds the warp's totals
         atomicAdd(counts, weighted);
-        atomicAdd(counts + 1, plain);
+        atomicAdd(counts + 1, static_cast<double>(plain));
     }
 }
 
@@ -73,7 +74,7 @@ template <int Levels>
 __device__ __forceinline__ void neurons_body(const float* current, const float* bias, float* v, float* spikes,
                                              const float* thresholds, long long T, long long N, int C,
                                              float inv_tau, float v_rest, int decay_input, int hard_reset,
-                                             double& fired_total, double& updates) {
+                                             long long& fired_total, long long& updates) {
     const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
     float th[Levels];
     for (int k = 0; k < Levels; ++k) th[k] = thresholds[k];
@@ -85,8 +86,8 @@ __device__ __forceinline__ void neurons_body(const float* current, const float* 
             const float x = bias != nullptr ? __fadd_rn(current[t * N + i], b) : current[t * N + i];
             bool busy = x != 0.0f;
             for (int k = 0; k < Levels; ++k) busy |= state[k] != v_rest;
-            updates += busy ? 1.0 : 0.0;
-            float fired = 0.0f;
+            updates += busy ? 1 : 0;
+            int fired = 0;
             for (int k = 0; k < Levels; ++k) {
                 const float vk = state[k];
                 const float h = decay_input
@@ -94,9 +95,9 @@ __device__ __forceinline__ void neurons_body(const float* current, const float* 
                     : __fadd_rn(__fsub_rn(vk, __fmul_rn(__fsub_rn(vk, v_rest), inv_tau)), x);
                 const bool spike = h >= th[k];
                 state[k] = spike ? (hard_reset ? v_rest : __fsub_rn(h, th[k])) : h;
-                fired += spike ? 1.0f : 0.0f;
+                fired += spike ? 1 : 0;
             }
-            spikes[t * N + i] = fired;
+            spikes[t * N + i] = static_cast<float>(fired);
             fired_total += fired;
         }
         for (int k = 0; k < Levels; ++k) v[k * N + i] = state[k];
@@ -109,7 +110,7 @@ extern "C" __global__ void snnres_sim_neurons(const float* current, const float*
                                               double* counts, const float* thresholds, int levels, long long T,
                                               long long N, int C, float inv_tau, float v_rest, int decay_input,
                                               int hard_reset) {
-    double fired = 0.0, updates = 0.0;
+    long long fired = 0, updates = 0;  // integers per thread (FP64 is slow on many GPUs)
 #define SNNRES_LEVELS_CASE(K)                                                                                \
     case K:                                                                                                  \
         neurons_body<K>(current, bias, v, spikes, thresholds, T, N, C, inv_tau, v_rest, decay_input, hard_reset, \
@@ -131,8 +132,8 @@ extern "C" __global__ void snnres_sim_neurons(const float* current, const float*
         fired += __shfl_down_sync(SNNRES_FULL_MASK, fired, delta);
         updates += __shfl_down_sync(SNNRES_FULL_MASK, updates, delta);
     }
-    if ((threadIdx.x & 31) == 0 && (updates != 0.0 || fired != 0.0)) {
-        atomicAdd(counts, fired);
-        atomicAdd(counts + 1, updates);
+    if ((threadIdx.x & 31) == 0 && (updates != 0 || fired != 0)) {
+        atomicAdd(counts, static_cast<double>(fired));
+        atomicAdd(counts + 1, static_cast<double>(updates));
     }
 }

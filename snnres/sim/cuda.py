@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .graph import AddNode, ConvNode, Graph, LinearNode, NeuronNode, PoolNode
 
-THREADS = 256
+THREADS = 256      # a multiple of 32: the kernels' warp primitives assume whole warps
 MAX_BLOCKS = 2048  # the kernels loop over what one grid does not cover
 MAX_LEVELS = 8     # SNNRES_MAX_LEVELS in event_sim.cu
 
@@ -44,6 +44,10 @@ def check_device(device: torch.device) -> None:
     reason = unavailable_reason("cupy", device)
     if reason is not None:
         raise RuntimeError(f"the GPU simulator cannot run: {reason}")
+    major, minor = torch.cuda.get_device_capability(device)
+    if major < 6:  # atomicAdd on double
+        raise RuntimeError(f"the GPU simulator needs compute capability 6.0 or newer, {device} has {major}.{minor}; "
+                           "use device='cpu'")
 
 
 @functools.lru_cache(maxsize=1)
@@ -169,8 +173,8 @@ def run_pool(graph, index, inputs, ctx) -> DeviceSignal:
     frames = x.reshape(steps, -1, w_in, c).permute(0, 3, 1, 2)
     if node.use_max:  # a position without an event counts as 0 (the CPU simulator's rule)
         pooled = F.max_pool2d(frames, (k_h, k_w), (s_h, s_w), (p_h, p_w)).clamp_min(0)
-    else:  # the window's sum, then / divisor
-        pooled = F.avg_pool2d(frames, (k_h, k_w), (s_h, s_w), (p_h, p_w), divisor_override=1) / np.float32(node.divisor)
+    else:  # the window's sum, divided (a true division on the GPU too; tensor / scalar would multiply by 1/d)
+        pooled = F.avg_pool2d(frames, (k_h, k_w), (s_h, s_w), (p_h, p_w), divisor_override=int(node.divisor))
     out = pooled.permute(0, 2, 3, 1).reshape(steps, h_out * w_out * c)
     return DeviceSignal(out, integer=node.integer)
 

@@ -180,7 +180,7 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
     updates = kernels.neuron_chunk(current, touched, bias_row, bias is not None, v, awake, node.thresholds,
                                    node.consts, node.decay_input, node.hard, node.always, parts, ptr, idx, val)
     idx, val = idx[:ptr[-1]].copy(), val[:ptr[-1]].copy()
-    state.spikes[node.name] = state.spikes.get(node.name, 0) + int(val.sum())
+    state.spikes[node.name] = state.spikes.get(node.name, 0) + int(val.sum(dtype=np.float64))  # exact past 2**24
     state.updates[node.name] = state.updates.get(node.name, 0) + int(updates)
     if state.trains is not None:
         dense = np.zeros((steps, node.size), dtype=np.float32)
