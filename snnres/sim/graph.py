@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .kernels import aligned, aligned_empty
+
 
 class UnsupportedLayerError(TypeError):
     """The model holds a layer (or layer arrangement) the event-driven simulator cannot run."""
@@ -107,7 +109,8 @@ class Graph:
         store = self.scratch.__dict__
         arr = store.get(key)
         if arr is None or arr.shape != shape or arr.dtype != dtype:
-            arr = store[key] = np.zeros(shape, dtype)
+            arr = store[key] = aligned_empty(shape, dtype)
+            arr.fill(0)
         elif zero:
             arr.fill(0)
         return arr
@@ -132,7 +135,8 @@ class Graph:
 
 
 def as_f32(t: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().cpu().float().numpy())
+    """float32, C-contiguous, 64-byte aligned (``kernels.aligned``)."""
+    return aligned(np.ascontiguousarray(t.detach().cpu().float().numpy()))
 
 
 def spatial_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:

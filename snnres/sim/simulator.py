@@ -168,7 +168,8 @@ def conv_current(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
 def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
     current, touched, bias = neuron_input(inputs[0], node)
     if index not in state.membranes:
-        rest = np.full((len(node.thresholds), node.size), node.consts[1], dtype=np.float32)
+        rest = kernels.aligned_empty((len(node.thresholds), node.size), np.float32)
+        rest.fill(node.consts[1])
         state.membranes[index] = (rest, np.zeros(touched.shape[1], dtype=np.uint8))
     v, awake = state.membranes[index]
     steps = current.shape[0]

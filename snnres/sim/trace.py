@@ -19,6 +19,7 @@ from .fold import BATCHNORMS, fold_batchnorm
 from .graph import (
     ConvNode, Graph, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError, as_f32, chw_to_hwc_rows, spatial_out,
 )
+from .kernels import aligned
 
 Handler = Callable[[nn.Module, str, Graph, int], int]
 HANDLERS: dict[type | str, Handler] = {}  # by class, or by "module.QualName" (no import needed)
@@ -144,7 +145,7 @@ def linear_node(linear: nn.Linear, name: str, graph: Graph, src: int, weight, bi
         raise ValueError(f"Linear {name!r} expects {linear.in_features} inputs, its input has {size}")
     rows = chw_to_hwc_rows(size, graph.flat_chw.get(src))
     w_t = as_f32(weight.t())[rows]
-    return graph.add(LinearNode(name, (src,), (linear.out_features,), w_t=np.ascontiguousarray(w_t),
+    return graph.add(LinearNode(name, (src,), (linear.out_features,), w_t=aligned(w_t),
                                 bias=_nonzero_bias(bias)))
 
 
