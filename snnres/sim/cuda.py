@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..neurons.backends.cupy_cuda import _ptr
 from .graph import AddNode, ConvNode, Graph, LinearNode, NeuronNode, PoolNode
 
 THREADS = 256      # a multiple of 32: the kernels' warp primitives assume whole warps
@@ -71,10 +72,6 @@ def _launch(name: str, device: torch.device, n_items: int, args: tuple) -> None:
     with cupy.cuda.Device(device.index):
         stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream)
         _module().get_function(name)((blocks,), (threads,), args, stream=stream)
-
-
-def _ptr(t: torch.Tensor | None) -> np.uint64:
-    return np.uint64(0 if t is None else t.data_ptr())
 
 
 @dataclass
@@ -208,14 +205,9 @@ class _Chunk:
 def run_chunk(graph: Graph, state, chunk, device: torch.device) -> None:
     """``simulator.run_chunk`` on the device: every node in order over all the chunk's steps."""
     ctx = _Chunk(device, state, torch.zeros((len(graph.nodes), 2), dtype=torch.float64, device=device), {})
-    signals = {0: input_signal(chunk, graph.nodes[0].size, device)}
-    last_use = graph.last_use()
-    for j, node in enumerate(graph.nodes[1:], start=1):
-        signals[j] = RUNNERS[type(node)](graph, j, [signals[i] for i in node.inputs], ctx)
-        for i in node.inputs:
-            if last_use[i] <= j and i != graph.output:
-                signals.pop(i, None)
-    total = signals[graph.output].full().sum(dim=0, dtype=torch.float64)
+    first = input_signal(chunk, graph.nodes[0].size, device)
+    out = graph.evaluate(first, lambda j, node, inputs: RUNNERS[type(node)](graph, j, inputs, ctx))
+    total = out.full().sum(dim=0, dtype=torch.float64)
     counts = ctx.counts.cpu().numpy()
     for j, node in enumerate(graph.nodes):
         if isinstance(node, (ConvNode, LinearNode)):
@@ -224,6 +216,4 @@ def run_chunk(graph: Graph, state, chunk, device: torch.device) -> None:
         elif isinstance(node, NeuronNode):
             state.spikes[node.name] = state.spikes.get(node.name, 0) + int(counts[j, 0])
             state.updates[node.name] = state.updates.get(node.name, 0) + int(counts[j, 1])
-    total = total.cpu().numpy()
-    state.out_sum = total if state.out_sum is None else state.out_sum + total
-    state.steps += len(chunk.ptr) - 1
+    state.add_output(total.cpu().numpy(), len(chunk.ptr) - 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -110,8 +111,8 @@ class Graph:
         arr = store.get(key)
         if arr is None or arr.shape != shape or arr.dtype != dtype:
             arr = store[key] = aligned_empty(shape, dtype)
-            arr.fill(0)
-        elif zero:
+            zero = True
+        if zero:
             arr.fill(0)
         return arr
 
@@ -132,6 +133,18 @@ class Graph:
             for i in node.inputs:
                 last[i] = max(last[i], j)
         return last
+
+    def evaluate(self, first, run: Callable[[int, Node, list], object]):
+        """The output node's signal: ``first`` for the input node, then ``run(j, node, inputs)`` for
+        every node in order; a signal is dropped once its last reader has run."""
+        signals = {0: first}
+        last_use = self.last_use()
+        for j, node in enumerate(self.nodes[1:], start=1):
+            signals[j] = run(j, node, [signals[i] for i in node.inputs])
+            for i in node.inputs:
+                if last_use[i] <= j and i != self.output:
+                    signals.pop(i, None)
+        return signals[self.output]
 
 
 def as_f32(t: torch.Tensor) -> np.ndarray:

@@ -60,6 +60,11 @@ class SimState:
     trains: dict[str, list[np.ndarray]] | None = None
     graph: Graph | None = None  # of the chunk being run (its scratch buffers)
 
+    def add_output(self, total: np.ndarray, steps: int) -> None:
+        """Account a chunk of ``steps`` steps whose output layer summed to ``total`` (float64)."""
+        self.out_sum = total if self.out_sum is None else self.out_sum + total
+        self.steps += steps
+
 
 @dataclass
 class SimResult:
@@ -222,17 +227,8 @@ def run_chunk(graph: Graph, state: SimState, chunk: Signal) -> None:
     """Advance ``state`` by the chunk's steps: every node in order, each over all the steps."""
     state.sizes = [n.size for n in graph.nodes]
     state.graph = graph
-    signals: dict[int, Signal] = {0: chunk}
-    last_use = graph.last_use()
-    for j, node in enumerate(graph.nodes[1:], start=1):
-        signals[j] = RUNNERS[type(node)](node, [signals[i] for i in node.inputs], state, j)
-        for i in node.inputs:
-            if last_use[i] <= j and i != graph.output:
-                signals.pop(i, None)
-    out = signals[graph.output]
-    total = full_current(out, graph.nodes[graph.output].size).sum(axis=0, dtype=np.float64)
-    state.out_sum = total if state.out_sum is None else state.out_sum + total
-    state.steps += chunk.steps
+    out = graph.evaluate(chunk, lambda j, node, inputs: RUNNERS[type(node)](node, inputs, state, j))
+    state.add_output(full_current(out, graph.nodes[graph.output].size).sum(axis=0, dtype=np.float64), chunk.steps)
 
 
 def result(graph: Graph, state: SimState) -> SimResult:
