@@ -13,6 +13,8 @@ operations exactly. ``conv_gather`` computes the same sums as ``conv_scatter`` i
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 from numba import types
@@ -145,14 +147,12 @@ def site_index(ptr, idx, c_in, w_in, taps, site_ptr, code):
     return True
 
 
-@nb.njit(parallel=True, cache=True)
-def conv_gather(ptr, idx, val, site_ptr, code, geometry, w_b, kh, out, touched, fan_weighted, fan_plain):
-    """``conv_scatter``'s result, output-stationary: for each output position and block of
-    ``BLOCK`` channels, the window's events are summed in registers and stored once (every
-    position is written). ``w_b``, ``site_ptr``, ``code``: ``conv_blocks``, ``site_index``."""
+@nb.njit(cache=True)
+def gather_fans(site_ptr, geometry, kh, kw, c_out, fan_weighted, fan_plain, val):
+    """``conv_scatter``'s SOP counts from ``site_index``'s sites: per step, ``fan_weighted[t] = sum
+    val * fan-out`` and ``fan_plain[t] = sum fan-out``, the fan-out counted once per site (no
+    division per event)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
-    kw = w_b.shape[1] // (c_in * kh)
-    c_out = out.shape[1] // (h_out * w_out)
     h_in = (site_ptr.shape[1] - 1) // w_in
     reach_y = np.zeros(h_in, dtype=np.int64)
     reach_x = np.zeros(w_in, dtype=np.int64)
@@ -164,7 +164,7 @@ def conv_gather(ptr, idx, val, site_ptr, code, geometry, w_b, kh, out, touched, 
         for kx in range(kw):
             nx = x + pw - kx * dw
             reach_x[x] += nx >= 0 and nx % sw == 0 and nx // sw < w_out
-    for t in range(ptr.shape[0] - 1):  # fan-out per site, from site_ptr: no division per event
+    for t in range(site_ptr.shape[0]):
         weighted = 0.0
         plain = 0.0
         sp = site_ptr[t]
@@ -179,42 +179,55 @@ def conv_gather(ptr, idx, val, site_ptr, code, geometry, w_b, kh, out, touched, 
                 plain += fan * (sp[s + 1] - sp[s])
         fan_weighted[t] = weighted
         fan_plain[t] = plain
-    for blk in range(w_b.shape[0]):  # one block's weights stay in L2 over all steps
-        for t in nb.prange(ptr.shape[0] - 1):
-            _gather_step(site_ptr[t], code, val, geometry, h_in, kh, kw, w_b[blk], blk * BLOCK, out[t], touched[t])
 
 
-@nb.njit(cache=True)
-def _gather_step(sp, code, val, geometry, h_in, kh, kw, w, lo, row, flags):
-    """One step, one block: ``row[p * C_out + lo + o] = sum val * w[c * k_h * k_w + ky * k_w + kx, o]``
-    over the events in output position ``p``'s window, in ``conv_scatter``'s order."""
+@nb.njit(parallel=True, cache=True)
+def conv_gather(val, site_ptr, code, geometry, w_b, kh, out, touched):
+    """``conv_scatter``'s currents, output-stationary: for each output position and block of
+    ``BLOCK`` channels, the window's events are summed in registers and stored once (every
+    position is written). ``w_b``, ``site_ptr``, ``code``: ``conv_blocks``, ``site_index``."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
-    c_out = row.shape[0] // (h_out * w_out)
-    n_o = min(BLOCK, c_out - lo)
-    acc = nb.carray(_stack_f32(BLOCK), BLOCK)
-    for oy in range(h_out):
-        for ox in range(w_out):
+    kw = w_b.shape[1] // (c_in * kh)
+    c_out = out.shape[1] // (h_out * w_out)
+    for blk in range(w_b.shape[0]):  # one block's weights stay in L2 over all steps
+        lo = blk * BLOCK
+        n_o = min(BLOCK, c_out - lo)
+        w = w_b[blk]
+        for t in nb.prange(site_ptr.shape[0]):
+            row, flags = out[t], touched[t]
+            acc = nb.carray(_stack_f32(BLOCK), BLOCK)
+            for oy in range(h_out):
+                for ox in range(w_out):
+                    p = oy * w_out + ox
+                    flags[p] = window_sum(site_ptr[t], code, val, geometry, kh, kw, w, oy, ox, acc)
+                    dst = row[p * c_out + lo:p * c_out + lo + n_o]
+                    for o in range(n_o):
+                        dst[o] = acc[o]
+
+
+@nb.njit(inline="always")
+def window_sum(sp, code, val, geometry, kh, kw, w, oy, ox, acc):
+    """``acc[o] = sum val * w[c * k_h * k_w + ky * k_w + kx, o]`` over the events in output
+    ``(oy, ox)``'s window, in ``conv_scatter``'s order (bit-identical sums); whether any was there."""
+    c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
+    h_in = (sp.shape[0] - 1) // w_in
+    for o in range(BLOCK):
+        acc[o] = 0
+    x0 = ox * sw - pw
+    xa, xb = max(x0, 0), min(x0 + kw - 1, w_in - 1)
+    hit = False
+    for ky in range(kh):
+        y = oy * sh - ph + ky * dh
+        if y < 0 or y >= h_in or xa > xb:
+            continue
+        shift = ky * kw - x0
+        for j in range(sp[y * w_in + xa], sp[y * w_in + xb + 1]):  # the window's sites are adjacent
+            hit = True
+            v = val[j]
+            wk = w[code[j] + shift]
             for o in range(BLOCK):
-                acc[o] = 0
-            x0 = ox * sw - pw
-            xa, xb = max(x0, 0), min(x0 + kw - 1, w_in - 1)
-            hit = False
-            for ky in range(kh):
-                y = oy * sh - ph + ky * dh
-                if y < 0 or y >= h_in or xa > xb:
-                    continue
-                shift = ky * kw - x0
-                for j in range(sp[y * w_in + xa], sp[y * w_in + xb + 1]):  # the window's sites are adjacent
-                    hit = True
-                    v = val[j]
-                    wk = w[code[j] + shift]
-                    for o in range(BLOCK):
-                        acc[o] += v * wk[o]
-            p = oy * w_out + ox
-            flags[p] = hit
-            dst = row[p * c_out + lo:p * c_out + lo + n_o]
-            for o in range(n_o):
-                dst[o] = acc[o]
+                acc[o] += v * wk[o]
+    return hit
 
 
 @nb.njit(parallel=True, cache=True)
@@ -290,7 +303,22 @@ def _emit(words, fired, first, out_idx, out_val, n_out):
 
 
 @nb.njit(inline="always")
-def _charge(v, x, tau, vr, decay_input):
+def exact_reciprocal(tau):
+    """``1 / tau`` where multiplying by it is exactly dividing by ``tau`` (a power of two: both are
+    the correctly rounded ``a / tau``), else 0; a multiply is several times cheaper than a divide."""
+    mantissa, exponent = math.frexp(np.float64(tau))
+    inv = np.float64(1.0) / np.float64(tau)
+    if mantissa == 0.5 and -126 <= exponent - 1 <= 126 and inv != 0:
+        return np.float32(inv)
+    return np.float32(0)
+
+
+@nb.njit(inline="always")
+def _charge(v, x, tau, inv, vr, decay_input):
+    """``H = V + (X - (V - V_r)) / tau`` (``decay_input``) or ``V - (V - V_r) / tau + X``; ``inv``:
+    ``exact_reciprocal(tau)``."""
+    if inv != 0:
+        return v + (x - (v - vr)) * inv if decay_input else v - (v - vr) * inv + x
     return v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
 
 
@@ -313,6 +341,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
     C = N // touched.shape[1]
     K = v.shape[0]
     tau, vr, zero = consts[0], consts[1], consts[2]
+    inv = exact_reciprocal(tau)
     a, b = p_lo * C, p_hi * C
     fired = np.zeros(-(-C // 8) * 8, dtype=np.uint8)  # whole uint64 words for _emit
     words = fired.view(np.uint64)
@@ -335,7 +364,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
                     xc = x[c] + bias[c]
                     vc = vk[c]
                     updates += (xc != zero) | (vc != vr)
-                    h = _charge(vc, xc, tau, vr, decay_input)
+                    h = _charge(vc, xc, tau, inv, vr, decay_input)
                     spike = h >= th
                     after = (vr if hard else h - th) if spike else h
                     vk[c] = after
@@ -354,7 +383,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
                 th = thresholds[k]
                 vk = v[k, a + lo:a + lo + C]
                 for c in range(C):
-                    h = _charge(vk[c], x[c] + bias[c], tau, vr, decay_input)
+                    h = _charge(vk[c], x[c] + bias[c], tau, inv, vr, decay_input)
                     spike = h >= th
                     after = (vr if hard else h - th) if spike else h
                     vk[c] = after

@@ -19,9 +19,22 @@ import torch
 from torch import nn
 
 from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
-from . import cuda, kernels
+from . import cuda, fused, kernels
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from .trace import trace
+
+
+@dataclass
+class Gathered:
+    """A conv's input events indexed for ``kernels.conv_gather`` (``site_ptr``, ``code``), not yet
+    summed: the LIF layer it feeds sums them itself (``fused.gather_lif``); any other reader
+    gets the current (``ready``)."""
+
+    node: ConvNode
+    index: int
+    val: np.ndarray
+    site_ptr: np.ndarray
+    code: np.ndarray
 
 
 @dataclass
@@ -29,7 +42,8 @@ class Signal:
     """One chunk of a node's output: CSR events ``(ptr, idx, val)``, or a current ``[T, N]``.
 
     A synaptic layer's current comes with ``touched [T, P]`` (positions that got input) and its
-    ``bias`` per channel, added when the current is read; other currents are complete.
+    ``bias`` per channel, added when the current is read; other currents are complete. A gathered
+    conv's current is summed when first read (``gathered``, ``ready``).
     """
 
     ptr: np.ndarray | None = None
@@ -39,9 +53,12 @@ class Signal:
     touched: np.ndarray | None = None
     bias: np.ndarray | None = None
     integer: bool = True
+    gathered: Gathered | None = None
 
     @property
     def steps(self) -> int:
+        if self.gathered is not None:
+            return self.gathered.site_ptr.shape[0]
         return len(self.ptr) - 1 if self.current is None else self.current.shape[0]
 
 
@@ -99,6 +116,17 @@ def channels(shape: tuple[int, ...]) -> int:
     return shape[0]
 
 
+def ready(sig: Signal, state: SimState) -> Signal:
+    """``sig`` with its current summed, if it is a gathered conv's (once: the signal keeps it)."""
+    g = sig.gathered
+    if g is not None and sig.current is None:
+        sig.current, sig.touched = accumulators(state, g.index, sig.steps, g.node, g.node.size // channels(
+            g.node.shape), zero=False)  # every position is written
+        kernels.conv_gather(g.val, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
+                            sig.current, sig.touched)
+    return sig
+
+
 def full_current(sig: Signal, size: int) -> np.ndarray:
     """The dense ``[T, N]`` input a layer delivers, bias included."""
     if sig.current is None:
@@ -132,14 +160,20 @@ def _count(state: SimState, node, sig: Signal, weighted: np.ndarray, plain: np.n
 
 
 def run_synapse(node, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    """Add every input event's weights into the postsynaptic accumulators."""
+    """Add every input event's weights into the postsynaptic accumulators (a gathered conv: later)."""
     sig = as_events(inputs[0], state.sizes[node.inputs[0]])
     steps = sig.steps
     weighted, plain = np.zeros(steps), np.zeros(steps)
+    gathered = gather_index(node, sig, state, index) if isinstance(node, ConvNode) else None
+    if gathered is not None:
+        kernels.gather_fans(gathered.site_ptr, node.geometry, *node.w_t.shape[1:], weighted, plain, sig.val)
+        _count(state, node, sig, weighted, plain)
+        return Signal(bias=node.bias, gathered=gathered)
+    positions = node.size // channels(node.shape) if isinstance(node, ConvNode) else 1
+    out, touched = accumulators(state, index, steps, node, positions, zero=True)
     if isinstance(node, ConvNode):
-        out, touched = conv_current(node, sig, state, index, weighted, plain)
+        kernels.conv_scatter(sig.ptr, sig.idx, sig.val, node.geometry, node.w_t, out, touched, weighted, plain)
     else:
-        out, touched = accumulators(state, index, steps, node, 1, zero=True)
         kernels.linear_scatter(sig.ptr, sig.idx, sig.val, node.w_t, out, touched, weighted, plain)
     _count(state, node, sig, weighted, plain)
     return Signal(current=out, touched=touched, bias=node.bias)
@@ -151,41 +185,46 @@ def accumulators(state: SimState, index: int, steps: int, node, positions: int, 
             state.graph.buffer((index, "touched"), (steps, positions), np.uint8, zero))
 
 
-def conv_current(node: ConvNode, sig: Signal, state: SimState, index: int, weighted, plain):
-    """A conv's current ``[T, N]`` and touched positions: gathered where that pays, else scattered."""
-    steps, (c_in, w_in), (kh, kw) = sig.steps, node.geometry[:2], node.w_t.shape[1:3]
-    positions = node.size // channels(node.shape)
-    if kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t):
-        site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
-        code = np.empty(len(sig.idx), dtype=np.int64)
-        if kernels.site_index(sig.ptr, sig.idx, c_in, w_in, kh * kw, site_ptr, code):
-            if node.w_blocks is None:
-                node.w_blocks = kernels.conv_blocks(node.w_t)
-            out, touched = accumulators(state, index, steps, node, positions, zero=False)  # all written
-            kernels.conv_gather(sig.ptr, sig.idx, sig.val, site_ptr, code, node.geometry, node.w_blocks, kh,
-                                out, touched, weighted, plain)
-            return out, touched
-    out, touched = accumulators(state, index, steps, node, positions, zero=True)
-    kernels.conv_scatter(sig.ptr, sig.idx, sig.val, node.geometry, node.w_t, out, touched, weighted, plain)
-    return out, touched
+def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int) -> Gathered | None:
+    """The conv's events indexed for ``conv_gather``, where gathering pays (else None: scatter)."""
+    steps, (c_in, w_in), kh, kw = sig.steps, node.geometry[:2], *node.w_t.shape[1:3]
+    if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t):
+        return None
+    site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
+    code = np.empty(len(sig.idx), dtype=np.int64)
+    if not kernels.site_index(sig.ptr, sig.idx, c_in, w_in, kh * kw, site_ptr, code):
+        return None
+    if node.w_blocks is None:
+        node.w_blocks = kernels.conv_blocks(node.w_t)
+    return Gathered(node, index, sig.val, site_ptr, code)
 
 
 def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    current, touched, bias = neuron_input(inputs[0], node)
+    sig = inputs[0]
+    steps = sig.steps
     if index not in state.membranes:
         rest = kernels.aligned_empty((len(node.thresholds), node.size), np.float32)
         rest.fill(node.consts[1])
-        state.membranes[index] = (rest, np.zeros(touched.shape[1], dtype=np.uint8))
+        state.membranes[index] = (rest, np.zeros(node.size // channels(node.shape), dtype=np.uint8))
     v, awake = state.membranes[index]
-    steps = current.shape[0]
-    ptr = np.empty(steps + 1, dtype=np.int64)
-    idx = np.empty(steps * node.size, dtype=np.int64)
-    val = np.empty(steps * node.size, dtype=np.float32)
-    bias_row = bias if bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
-    parts = min(numba.get_num_threads(), touched.shape[1])
-    updates = kernels.neuron_chunk(current, touched, bias_row, bias is not None, v, awake, node.thresholds,
-                                   node.consts, node.decay_input, node.hard, node.always, parts, ptr, idx, val)
-    idx, val = idx[:ptr[-1]].copy(), val[:ptr[-1]].copy()
+    if sig.gathered is not None and len(node.thresholds) == 1 and channels(node.shape) % kernels.BLOCK == 0:
+        g = sig.gathered
+        fired = state.graph.buffer((index, "fired"), (steps, node.size // 64), np.uint64, zero=False)  # all written
+        bias = sig.bias if sig.bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
+        updates = fused.gather_lif(g.val, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
+                                   bias, v, awake, node.thresholds[0], node.consts, node.decay_input, node.hard,
+                                   fired)
+        ptr, idx, val = fused.emit_bits(fired)
+    else:
+        current, touched, bias = neuron_input(ready(sig, state), node)
+        ptr = np.empty(steps + 1, dtype=np.int64)
+        idx = np.empty(steps * node.size, dtype=np.int64)
+        val = np.empty(steps * node.size, dtype=np.float32)
+        bias_row = bias if bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
+        parts = min(numba.get_num_threads(), touched.shape[1])
+        updates = kernels.neuron_chunk(current, touched, bias_row, bias is not None, v, awake, node.thresholds,
+                                       node.consts, node.decay_input, node.hard, node.always, parts, ptr, idx, val)
+        idx, val = idx[:ptr[-1]].copy(), val[:ptr[-1]].copy()
     state.spikes[node.name] = state.spikes.get(node.name, 0) + int(val.sum(dtype=np.float64))  # exact past 2**24
     state.updates[node.name] = state.updates.get(node.name, 0) + int(updates)
     if state.trains is not None:
@@ -227,7 +266,13 @@ def run_chunk(graph: Graph, state: SimState, chunk: Signal) -> None:
     """Advance ``state`` by the chunk's steps: every node in order, each over all the steps."""
     state.sizes = [n.size for n in graph.nodes]
     state.graph = graph
-    out = graph.evaluate(chunk, lambda j, node, inputs: RUNNERS[type(node)](node, inputs, state, j))
+
+    def run(j: int, node, inputs: list[Signal]) -> Signal:
+        if not isinstance(node, NeuronNode):  # a LIF layer may sum a gathered conv itself
+            inputs = [ready(sig, state) for sig in inputs]
+        return RUNNERS[type(node)](node, inputs, state, j)
+
+    out = ready(graph.evaluate(chunk, run), state)
     state.add_output(full_current(out, graph.nodes[graph.output].size).sum(axis=0, dtype=np.float64), chunk.steps)
 
 
