@@ -21,7 +21,7 @@ from .kernels import BLOCK, _charge, _stack_f32, exact_reciprocal, window_sum
 
 
 @nb.njit(parallel=True, cache=True)
-def gather_lif(val, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts, decay_input, hard,
+def gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts, decay_input, hard,
                fired):
     """Steps of ``conv -> LIF`` for the output channels in whole blocks (``C_out % BLOCK == 0``).
 
@@ -55,7 +55,7 @@ def gather_lif(val, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold
                 for o in range(BLOCK):
                     mem[o] = vp[o]
                 for t in range(steps):
-                    window_sum(site_ptr[t], code, val, geometry, kh, kw, w, oy, ox, acc)
+                    window_sum(site_ptr[t], code, val, binary, geometry, kh, kw, w, oy, ox, acc)
                     word = np.uint64(0)
                     for o in range(BLOCK):
                         x = acc[o] + b[o]

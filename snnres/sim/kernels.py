@@ -123,40 +123,17 @@ def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray) -> 
 
 
 @nb.njit(cache=True)
-def site_index(ptr, idx, c_in, w_in, taps, site_ptr, code):
+def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weighted, fan_plain):
     """Per step ``t``, the events at input site ``s`` are ``site_ptr[t, s]:site_ptr[t, s + 1]``, and
-    ``code[e] = c * taps + x`` for an event at ``(y, x)``, channel ``c``. False if a step's ``idx``
-    is not increasing (the sites would not be contiguous)."""
-    n_sites = site_ptr.shape[1] - 1
-    for t in range(ptr.shape[0] - 1):  # sites walked in order: no division per event
-        sp = site_ptr[t]
-        sp[0] = ptr[t]
-        site, hi, x = 0, c_in, 0       # the current site, the end of its flat indices, its x
-        for e in range(ptr[t], ptr[t + 1]):
-            i = idx[e]
-            if e > ptr[t] and i <= idx[e - 1]:
-                return False
-            while i >= hi:
-                site += 1
-                hi += c_in
-                x = 0 if x == w_in - 1 else x + 1
-                sp[site] = e
-            code[e] = (i - (hi - c_in)) * taps + x
-        for s in range(site + 1, n_sites + 1):
-            sp[s] = ptr[t + 1]
-    return True
-
-
-@nb.njit(cache=True)
-def gather_fans(site_ptr, geometry, kh, kw, c_out, fan_weighted, fan_plain, val):
-    """``conv_scatter``'s SOP counts from ``site_index``'s sites: per step, ``fan_weighted[t] = sum
-    val * fan-out`` and ``fan_plain[t] = sum fan-out``, the fan-out counted once per site (no
-    division per event)."""
+    ``code[e] = c * k_h * k_w + x`` for an event at ``(y, x)``, channel ``c``; with
+    ``conv_scatter``'s counts (``fan_weighted[t] = sum val * fan-out``, ``fan_plain[t] = sum
+    fan-out``, the fan-out found once per site). False if a step's ``idx`` is not increasing (the
+    sites would not be contiguous)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
-    h_in = (site_ptr.shape[1] - 1) // w_in
-    reach_y = np.zeros(h_in, dtype=np.int64)
+    n_sites = site_ptr.shape[1] - 1
+    reach_y = np.zeros(n_sites // w_in, dtype=np.int64)  # output rows (columns) an input row reaches
     reach_x = np.zeros(w_in, dtype=np.int64)
-    for y in range(h_in):
+    for y in range(n_sites // w_in):
         for ky in range(kh):
             ny = y + ph - ky * dh
             reach_y[y] += ny >= 0 and ny % sh == 0 and ny // sh < h_out
@@ -164,28 +141,41 @@ def gather_fans(site_ptr, geometry, kh, kw, c_out, fan_weighted, fan_plain, val)
         for kx in range(kw):
             nx = x + pw - kx * dw
             reach_x[x] += nx >= 0 and nx % sw == 0 and nx // sw < w_out
-    for t in range(site_ptr.shape[0]):
-        weighted = 0.0
-        plain = 0.0
+    for t in range(ptr.shape[0] - 1):  # sites walked in order: no division per event
         sp = site_ptr[t]
-        for y in range(h_in):
-            for x in range(w_in):
-                s = y * w_in + x
-                if sp[s + 1] == sp[s]:
-                    continue
+        sp[0] = ptr[t]
+        site, hi, x, y = 0, c_in, 0, 0  # the current site, the end of its flat indices, its x and y
+        fan = reach_y[0] * reach_x[0] * c_out
+        weighted, plain = 0.0, 0.0
+        for e in range(ptr[t], ptr[t + 1]):
+            i = idx[e]
+            if e > ptr[t] and i <= idx[e - 1]:
+                return False
+            if i >= hi:
+                while i >= hi:
+                    site += 1
+                    hi += c_in
+                    x += 1
+                    if x == w_in:
+                        x, y = 0, y + 1
+                    sp[site] = e
                 fan = reach_y[y] * reach_x[x] * c_out
-                for e in range(sp[s], sp[s + 1]):
-                    weighted += np.float64(val[e]) * fan
-                plain += fan * (sp[s + 1] - sp[s])
+            code[e] = (i - (hi - c_in)) * kh * kw + x
+            weighted += np.float64(val[e]) * fan
+            plain += fan
         fan_weighted[t] = weighted
         fan_plain[t] = plain
+        for s in range(site + 1, n_sites + 1):
+            sp[s] = ptr[t + 1]
+    return True
 
 
 @nb.njit(parallel=True, cache=True)
-def conv_gather(val, site_ptr, code, geometry, w_b, kh, out, touched):
+def conv_gather(val, binary, site_ptr, code, geometry, w_b, kh, out, touched):
     """``conv_scatter``'s currents, output-stationary: for each output position and block of
     ``BLOCK`` channels, the window's events are summed in registers and stored once (every
-    position is written). ``w_b``, ``site_ptr``, ``code``: ``conv_blocks``, ``site_index``."""
+    position is written). ``w_b``, ``site_ptr``, ``code``: ``conv_blocks``, ``site_index``;
+    ``binary``: every ``val`` is 1 (spikes of one level)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kw = w_b.shape[1] // (c_in * kh)
     c_out = out.shape[1] // (h_out * w_out)
@@ -199,16 +189,17 @@ def conv_gather(val, site_ptr, code, geometry, w_b, kh, out, touched):
             for oy in range(h_out):
                 for ox in range(w_out):
                     p = oy * w_out + ox
-                    flags[p] = window_sum(site_ptr[t], code, val, geometry, kh, kw, w, oy, ox, acc)
+                    flags[p] = window_sum(site_ptr[t], code, val, binary, geometry, kh, kw, w, oy, ox, acc)
                     dst = row[p * c_out + lo:p * c_out + lo + n_o]
                     for o in range(n_o):
                         dst[o] = acc[o]
 
 
 @nb.njit(inline="always")
-def window_sum(sp, code, val, geometry, kh, kw, w, oy, ox, acc):
+def window_sum(sp, code, val, binary, geometry, kh, kw, w, oy, ox, acc):
     """``acc[o] = sum val * w[c * k_h * k_w + ky * k_w + kx, o]`` over the events in output
-    ``(oy, ox)``'s window, in ``conv_scatter``'s order (bit-identical sums); whether any was there."""
+    ``(oy, ox)``'s window, in ``conv_scatter``'s order (bit-identical sums); whether any was there.
+    ``binary`` (every ``val`` is 1): the same sums without the multiplies."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     h_in = (sp.shape[0] - 1) // w_in
     for o in range(BLOCK):
@@ -223,10 +214,14 @@ def window_sum(sp, code, val, geometry, kh, kw, w, oy, ox, acc):
         shift = ky * kw - x0
         for j in range(sp[y * w_in + xa], sp[y * w_in + xb + 1]):  # the window's sites are adjacent
             hit = True
-            v = val[j]
             wk = w[code[j] + shift]
-            for o in range(BLOCK):
-                acc[o] += v * wk[o]
+            if binary:
+                for o in range(BLOCK):
+                    acc[o] += wk[o]
+            else:
+                v = val[j]
+                for o in range(BLOCK):
+                    acc[o] += v * wk[o]
     return hit
 
 

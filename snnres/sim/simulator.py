@@ -33,6 +33,7 @@ class Gathered:
     node: ConvNode
     index: int
     val: np.ndarray
+    binary: bool  # every val is 1
     site_ptr: np.ndarray
     code: np.ndarray
 
@@ -122,7 +123,7 @@ def ready(sig: Signal, state: SimState) -> Signal:
     if g is not None and sig.current is None:
         sig.current, sig.touched = accumulators(state, g.index, sig.steps, g.node, g.node.size // channels(
             g.node.shape), zero=False)  # every position is written
-        kernels.conv_gather(g.val, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
+        kernels.conv_gather(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
                             sig.current, sig.touched)
     return sig
 
@@ -164,9 +165,8 @@ def run_synapse(node, inputs: list[Signal], state: SimState, index: int) -> Sign
     sig = as_events(inputs[0], state.sizes[node.inputs[0]])
     steps = sig.steps
     weighted, plain = np.zeros(steps), np.zeros(steps)
-    gathered = gather_index(node, sig, state, index) if isinstance(node, ConvNode) else None
+    gathered = gather_index(node, sig, state, index, weighted, plain) if isinstance(node, ConvNode) else None
     if gathered is not None:
-        kernels.gather_fans(gathered.site_ptr, node.geometry, *node.w_t.shape[1:], weighted, plain, sig.val)
         _count(state, node, sig, weighted, plain)
         return Signal(bias=node.bias, gathered=gathered)
     positions = node.size // channels(node.shape) if isinstance(node, ConvNode) else 1
@@ -185,18 +185,26 @@ def accumulators(state: SimState, index: int, steps: int, node, positions: int, 
             state.graph.buffer((index, "touched"), (steps, positions), np.uint8, zero))
 
 
-def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int) -> Gathered | None:
-    """The conv's events indexed for ``conv_gather``, where gathering pays (else None: scatter)."""
-    steps, (c_in, w_in), kh, kw = sig.steps, node.geometry[:2], *node.w_t.shape[1:3]
+def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weighted, plain) -> Gathered | None:
+    """The conv's events indexed for ``conv_gather`` and counted, where gathering pays (else None:
+    scatter)."""
+    steps, c_in, (kh, kw, c_out) = sig.steps, node.geometry[0], node.w_t.shape[1:]
     if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t):
         return None
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(len(sig.idx), dtype=np.int64)
-    if not kernels.site_index(sig.ptr, sig.idx, c_in, w_in, kh * kw, site_ptr, code):
+    if not kernels.site_index(sig.ptr, sig.idx, sig.val, node.geometry, kh, kw, c_out, site_ptr, code, weighted,
+                              plain):
         return None
     if node.w_blocks is None:
         node.w_blocks = kernels.conv_blocks(node.w_t)
-    return Gathered(node, index, sig.val, site_ptr, code)
+    return Gathered(node, index, sig.val, bool(sig.integer and np.all(sig.val == 1)), site_ptr, code)
+
+
+def fuses(sig: Signal, node: NeuronNode) -> bool:
+    """Whether ``fused.gather_lif`` runs the gathered conv ``sig`` and LIF layer ``node`` together:
+    one level, whole register blocks."""
+    return sig.gathered is not None and len(node.thresholds) == 1 and channels(node.shape) % kernels.BLOCK == 0
 
 
 def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
@@ -207,11 +215,11 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         rest.fill(node.consts[1])
         state.membranes[index] = (rest, np.zeros(node.size // channels(node.shape), dtype=np.uint8))
     v, awake = state.membranes[index]
-    if sig.gathered is not None and len(node.thresholds) == 1 and channels(node.shape) % kernels.BLOCK == 0:
+    if fuses(sig, node):
         g = sig.gathered
         fired = state.graph.buffer((index, "fired"), (steps, node.size // 64), np.uint64, zero=False)  # all written
         bias = sig.bias if sig.bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
-        updates = fused.gather_lif(g.val, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
+        updates = fused.gather_lif(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
                                    bias, v, awake, node.thresholds[0], node.consts, node.decay_input, node.hard,
                                    fired)
         ptr, idx, val = fused.emit_bits(fired)

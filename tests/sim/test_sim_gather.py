@@ -1,5 +1,6 @@
-"""The output-stationary conv kernel (``conv_gather``, wide layers with busy inputs) gives the
-dense run's spikes and exactly the scatter kernel's currents, counts and logits."""
+"""The output-stationary conv kernel (``conv_gather``, wide layers with busy inputs; with the LIF
+layer it feeds: ``fused.gather_lif``) gives the dense run's spikes and exactly the scatter
+kernel's currents, counts and logits."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from torch import nn
 
 from sim_testnets import TimeSequential, dyadic_, random_events
 from snnres.neurons import LIF, MLF
-from snnres.sim import EventSimulator, kernels
+from snnres.sim import EventSimulator, fused, kernels
 from test_sim_equality import assert_same_run
 
 
@@ -32,10 +33,11 @@ def test_gather_matches_dense_and_scatter(seed, monkeypatch):
     net = wide_net(rng)
     events = random_events(rng, sensor, 18 * 14 * 2 * 3)
     calls = []
-    gather = kernels.conv_gather
-    monkeypatch.setattr(kernels, "conv_gather", lambda *a: calls.append(1) or gather(*a))
+    gather, gather_lif = kernels.conv_gather, fused.gather_lif
+    monkeypatch.setattr(kernels, "conv_gather", lambda *a: calls.append("gather") or gather(*a))
+    monkeypatch.setattr(fused, "gather_lif", lambda *a: calls.append("with LIF") or gather_lif(*a))
     out = assert_same_run(net, events, sensor, T)
-    assert len(calls) == 2, "both wide layers (busy inputs) should have been gathered"
+    assert calls == ["gather", "with LIF"], "both wide layers (busy inputs) should have been gathered"
     monkeypatch.setattr(kernels, "gather_pays", lambda *a: False)
     ref = EventSimulator(net).run(events, sensor, T)
     assert torch.equal(out.logits, ref.logits)
@@ -44,5 +46,8 @@ def test_gather_matches_dense_and_scatter(seed, monkeypatch):
 
 
 def test_site_index_rejects_unsorted_steps():
-    ptr = np.array([0, 2]); idx = np.array([5, 3]); code = np.empty(2, np.int64)
-    assert not kernels.site_index(ptr, idx, 1, 4, 9, np.empty((1, 9), np.int64), code)
+    ptr, idx, val = np.array([0, 2]), np.array([5, 3]), np.ones(2, np.float32)
+    geometry = np.array([1, 4, 2, 4, 1, 1, 1, 1, 1, 1])
+    fans = np.zeros(1), np.zeros(1)
+    assert not kernels.site_index(ptr, idx, val, geometry, 3, 3, 1, np.empty((1, 9), np.int64), np.empty(2, np.int64),
+                                  *fans)

@@ -1,0 +1,132 @@
+"""A gathered conv and the LIF layer it feeds, in one pass (``fused.gather_lif``): the dense run's
+spikes, and exactly the two-pass path's currents, membranes, counts and logits."""
+
+import math
+
+import numba as nb
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sim_testnets import TimeSequential, dyadic_, random_events
+from snnres.neurons import LIF
+from snnres.sim import EventSimulator, fused, kernels, simulator
+from test_sim_equality import assert_same_run
+
+LIFS = {  # tau 2 and 4: multiplied by 1/tau (exact); 1.5 and 3: divided
+    "hard": lambda: LIF(tau=2.0, v_threshold=0.5),
+    "soft": lambda: LIF(tau=1.5, v_threshold=0.75, v_reset=None),
+    "no-decay-input": lambda: LIF(tau=3.0, v_threshold=0.5, decay_input=False),
+    "slow": lambda: LIF(tau=4.0, v_threshold=0.25),
+}
+
+
+def fusable_net(rng, lif) -> TimeSequential:
+    """Two LIF layers behind wide convs (64 and 128 channels: one and two register blocks), stride 2
+    and a bias in the first; a 96-channel layer that cannot fuse (a partial block) in between."""
+    torch.manual_seed(int(rng.integers(1 << 30)))
+    net = TimeSequential(
+        nn.Conv2d(2, 32, 3, padding=1), nn.BatchNorm2d(32), lif(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), lif(),
+        nn.Conv2d(64, 96, 3, padding=1, bias=False), nn.BatchNorm2d(96), lif(),
+        nn.Conv2d(96, 128, 3, padding=(1, 0), bias=False), lif(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 5),
+    )
+    return dyadic_(net, rng)
+
+
+def run_with_state(net, events, sensor, T):
+    """The result and the final membranes ``{node: (v, awake)}`` of a one-shot run."""
+    stream = EventSimulator(net).stream(record=True)
+    stream.push_events_tonic(events, sensor, T)
+    return stream.result(), stream.state.membranes
+
+
+def same_counts(a, b):
+    assert torch.equal(a.logits, b.logits)
+    assert a.sops == b.sops and a.macs == b.macs
+    assert a.neuron_updates == b.neuron_updates and a.spikes_per_layer == b.spikes_per_layer
+
+
+@pytest.mark.parametrize("kind", list(LIFS))
+def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
+    rng = np.random.default_rng(len(kind))
+    sensor, T = (16, 14, 2), 6
+    net = fusable_net(rng, LIFS[kind])
+    events = random_events(rng, sensor, 16 * 14 * 2 * 3)
+    calls = []
+    gather_lif = fused.gather_lif
+    monkeypatch.setattr(fused, "gather_lif", lambda *a: calls.append(a[8].shape) or gather_lif(*a))
+    pays = kernels.gather_pays
+    monkeypatch.setattr(kernels, "gather_pays", lambda nnz, *a: nnz > 0 and pays(1 << 40, *a))  # busy or not
+    assert_same_run(net, events, sensor, T)
+    assert sorted(c[1] for c in calls) == [7 * 8 * 64, 7 * 6 * 128], "the 64- and 128-channel LIF layers fuse"
+    out, membranes = run_with_state(net, events, sensor, T)
+    assert sum(out.spikes_per_layer.values()) > 0
+    monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
+    two_pass, two_pass_membranes = run_with_state(net, events, sensor, T)
+    same_counts(out, two_pass)
+    for name, train in two_pass.spike_trains.items():
+        assert torch.equal(out.spike_trains[name], train)
+    for index, (v, awake) in two_pass_membranes.items():
+        np.testing.assert_array_equal(membranes[index][0].view(np.uint32), v.view(np.uint32))
+        np.testing.assert_array_equal(membranes[index][1], awake)
+
+
+def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
+    """Busy steps (fused), then quiet ones (the convs scatter, the LIF layers run alone), then busy
+    again, streamed in chunks: the membranes and 'away from rest' flags carry over both ways."""
+    rng = np.random.default_rng(5)
+    net = fusable_net(rng, LIFS["soft"])
+    frames = (rng.random((8, 2, 14, 16)) < 0.5).astype(np.float32)
+    frames[2:6] *= rng.random((4, 2, 14, 16)) < 0.02
+    one_shot = EventSimulator(net).run(torch.from_numpy(frames), record=True)
+    calls = []
+    gather_lif = fused.gather_lif
+    monkeypatch.setattr(fused, "gather_lif", lambda *a: calls.append(1) or gather_lif(*a))
+    stream = EventSimulator(net).stream(record=True)
+    fused_chunks = []
+    for lo in range(0, 8, 2):
+        before = len(calls)
+        stream.push_frames(frames[lo:lo + 2])
+        fused_chunks.append(len(calls) - before)
+    assert fused_chunks[0] == fused_chunks[3] == 2 and min(fused_chunks) < 2, fused_chunks
+    streamed = stream.result()
+    same_counts(streamed, one_shot)
+    monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
+    same_counts(streamed, EventSimulator(net).run(torch.from_numpy(frames)))
+
+
+def test_emit_bits_lists_set_bits_in_order():
+    rng = np.random.default_rng(0)
+    bits = rng.random((5, 3 * 64)) < 0.07
+    bits[2] = False
+    bits[3, -1] = bits[3, 0] = True
+    words = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+    ptr, idx, val = fused.emit_bits(words)
+    for t in range(5):
+        assert idx[ptr[t]:ptr[t + 1]].tolist() == np.flatnonzero(bits[t]).tolist()
+    assert np.all(val == 1) and ptr[-1] == bits.sum()
+
+
+@nb.njit
+def _charges(v, x, tau, decay_input):
+    inv = kernels.exact_reciprocal(tau)
+    out = np.empty((2, v.size), np.float32)
+    for i in range(v.size):
+        out[0, i] = kernels._charge(v[i], x[i], tau, inv, np.float32(0.25), decay_input)
+        out[1, i] = kernels._charge(v[i], x[i], tau, np.float32(0), np.float32(0.25), decay_input)  # divides
+    return inv, out
+
+
+@pytest.mark.parametrize("tau", [2.0, 0.5, 1.0, 4.0, 2.0 ** -20, 3.0, 1.5, 4 / 3, 2.0 ** 127])
+def test_power_of_two_tau_multiplies_exactly(tau):
+    rng = np.random.default_rng(0)
+    v = (rng.standard_normal(4096) * 10.0 ** rng.integers(-40, 30, 4096)).astype(np.float32)
+    x = (rng.standard_normal(4096) * 10.0 ** rng.integers(-40, 30, 4096)).astype(np.float32)
+    with np.errstate(all="ignore"):
+        for decay_input in (True, False):
+            inv, (fast, divided) = _charges(v, x, np.float32(tau), decay_input)
+            assert (inv != 0) == (math.frexp(tau)[0] == 0.5 and tau < 2.0 ** 126)
+            np.testing.assert_array_equal(fast.view(np.uint32), divided.view(np.uint32))
