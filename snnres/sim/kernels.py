@@ -8,7 +8,8 @@ neuron index), ``val [nnz]`` (float32: spike count, or a real value). Currents a
 of one layer are independent given their inputs, so this is the same as running them in order.
 Float32 arithmetic throughout and no fastmath, so the neuron update repeats the dense backend's
 operations exactly. ``conv_gather`` computes the same sums as ``conv_scatter`` in the same order
-(bit-identical), output-stationary: faster when inputs are dense enough (``gather_pays``).
+(bit-identical), output-stationary: faster when inputs are dense enough (``gather_pays``);
+``fused.gather_lif`` is ``conv_gather`` and the LIF layer after it in one pass.
 """
 
 from __future__ import annotations
