@@ -100,17 +100,17 @@ def pixel_index(events: np.ndarray, sensor_size: tuple[int, int, int]) -> np.nda
 
 
 def events_to_csr(events: np.ndarray, sensor_size, lo: np.ndarray, hi: np.ndarray):
-    """CSR ``(ptr, idx, val)`` of per-step pixel counts for the event ranges ``[lo_i, hi_i)``."""
-    idx_parts, val_parts, ptr = [], [], [0]
-    flat = pixel_index(events, sensor_size)
-    for a, b in zip(lo, hi):
-        pixels, counts = np.unique(flat[a:b], return_counts=True)
-        idx_parts.append(pixels)
-        val_parts.append(counts.astype(np.float32))
-        ptr.append(ptr[-1] + len(pixels))
-    idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64)
-    val = np.concatenate(val_parts) if val_parts else np.zeros(0, np.float32)
-    return np.asarray(ptr, dtype=np.int64), idx.astype(np.int64), val
+    """CSR ``(ptr, idx, val)`` of per-step pixel counts for the event ranges ``[lo_i, hi_i)``
+    (one sort for all steps: key ``step * pixels + pixel``)."""
+    pixels = int(np.prod(sensor_size))
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    lengths = np.maximum(hi - lo, 0)
+    step = np.repeat(np.arange(len(lo), dtype=np.int64), lengths)
+    take = np.arange(lengths.sum(), dtype=np.int64) + np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
+    keys, counts = np.unique(step * pixels + pixel_index(events[take], sensor_size), return_counts=True)
+    ptr = np.zeros(len(lo) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys // pixels, minlength=len(lo)), out=ptr[1:])
+    return ptr, keys % pixels, counts.astype(np.float32)
 
 
 def frames_to_csr(frames: np.ndarray):
