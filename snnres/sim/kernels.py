@@ -115,12 +115,14 @@ def conv_blocks(w_t: np.ndarray) -> np.ndarray:
     return aligned(padded.reshape(c_in * kh * kw, n, BLOCK).transpose(1, 0, 2))
 
 
-def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray) -> bool:
-    """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks, no x-dilation, and
-    at least 8 events per output window on average (its cost per output position is fixed)."""
+def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per_window: float = 8.0) -> bool:
+    """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks, no x-dilation, and at
+    least ``per_window`` events per output window on average (its cost per output position is
+    fixed). With the LIF layer after it fused (``fused.gather_lif``), which also saves the neuron
+    pass, 1 event per window is enough (measured: ``benchmarks/README.md``)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kh, kw, c_out = w_t.shape[1:]
-    return c_out >= BLOCK and dw == 1 and nnz * kh * kw >= 8 * steps * h_out * w_out * sh * sw
+    return c_out >= BLOCK and dw == 1 and nnz * kh * kw >= per_window * steps * h_out * w_out * sh * sw
 
 
 @nb.njit(cache=True)

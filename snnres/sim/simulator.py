@@ -189,7 +189,9 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     """The conv's events indexed for ``conv_gather`` and counted, where gathering pays (else None:
     scatter)."""
     steps, c_in, (kh, kw, c_out) = sig.steps, node.geometry[0], node.w_t.shape[1:]
-    if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t):
+    readers = [state.graph.nodes[j] for j in state.graph.consumers(index)]
+    fused_next = bool(readers) and all(isinstance(r, NeuronNode) and lif_fusable(r) for r in readers)
+    if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t, 1.0 if fused_next else 8.0):
         return None
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(len(sig.idx), dtype=np.int64)
@@ -201,10 +203,15 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     return Gathered(node, index, sig.val, bool(sig.integer and np.all(sig.val == 1)), site_ptr, code)
 
 
+def lif_fusable(node: NeuronNode) -> bool:
+    """Whether ``fused.gather_lif`` can run this layer with the conv before it: one level (LIF),
+    whole register blocks of channels."""
+    return len(node.thresholds) == 1 and channels(node.shape) % kernels.BLOCK == 0
+
+
 def fuses(sig: Signal, node: NeuronNode) -> bool:
-    """Whether ``fused.gather_lif`` runs the gathered conv ``sig`` and LIF layer ``node`` together:
-    one level, whole register blocks."""
-    return sig.gathered is not None and len(node.thresholds) == 1 and channels(node.shape) % kernels.BLOCK == 0
+    """Whether ``fused.gather_lif`` runs the gathered conv ``sig`` and LIF layer ``node`` together."""
+    return sig.gathered is not None and lif_fusable(node)
 
 
 def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
