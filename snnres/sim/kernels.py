@@ -125,7 +125,7 @@ def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per
     return c_out >= BLOCK and dw == 1 and nnz * kh * kw >= per_window * steps * h_out * w_out * sh * sw
 
 
-@nb.njit(cache=True)
+@nb.njit(parallel=True, cache=True)
 def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weighted, fan_plain):
     """Per step ``t``, the events at input site ``s`` are ``site_ptr[t, s]:site_ptr[t, s + 1]``, and
     ``code[e] = c * k_h * k_w + x`` for an event at ``(y, x)``, channel ``c``; with
@@ -144,7 +144,8 @@ def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weigh
         for kx in range(kw):
             nx = x + pw - kx * dw
             reach_x[x] += nx >= 0 and nx % sw == 0 and nx // sw < w_out
-    for t in range(ptr.shape[0] - 1):  # sites walked in order: no division per event
+    ordered = np.ones(ptr.shape[0] - 1, dtype=np.bool_)
+    for t in nb.prange(ptr.shape[0] - 1):  # sites walked in order: no division per event
         sp = site_ptr[t]
         sp[0] = ptr[t]
         site, hi, x, y = 0, c_in, 0, 0  # the current site, the end of its flat indices, its x and y
@@ -153,7 +154,8 @@ def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weigh
         for e in range(ptr[t], ptr[t + 1]):
             i = idx[e]
             if e > ptr[t] and i <= idx[e - 1]:
-                return False
+                ordered[t] = False
+                break
             if i >= hi:
                 while i >= hi:
                     site += 1
@@ -170,7 +172,7 @@ def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weigh
         fan_plain[t] = plain
         for s in range(site + 1, n_sites + 1):
             sp[s] = ptr[t + 1]
-    return True
+    return ordered.all()
 
 
 @nb.njit(parallel=True, cache=True)
