@@ -15,6 +15,7 @@ Shapes are ``(C, H, W)`` or ``(F,)``; a node's neurons are stored channels-last 
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -40,7 +41,7 @@ class Node:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
 
 @dataclass

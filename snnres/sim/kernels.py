@@ -90,7 +90,7 @@ def aligned_empty(shape, dtype) -> np.ndarray:
     guarantees 16 bytes; a vector row that straddles two cache lines costs a split load on every
     access (``conv_gather`` on misaligned weights: 8-30% slower)."""
     dtype = np.dtype(dtype)
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     raw = np.empty(count * dtype.itemsize + ALIGN, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGN
     return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)

@@ -230,6 +230,7 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
                                    bias, v, awake, node.thresholds[0], node.consts, node.decay_input, node.hard,
                                    fired)
         ptr, idx, val = fused.emit_bits(fired)
+        spikes = len(idx)  # one level: every value is 1
     else:
         current, touched, bias = neuron_input(ready(sig, state), node)
         ptr = np.empty(steps + 1, dtype=np.int64)
@@ -240,7 +241,8 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         updates = kernels.neuron_chunk(current, touched, bias_row, bias is not None, v, awake, node.thresholds,
                                        node.consts, node.decay_input, node.hard, node.always, parts, ptr, idx, val)
         idx, val = idx[:ptr[-1]].copy(), val[:ptr[-1]].copy()
-    state.spikes[node.name] = state.spikes.get(node.name, 0) + int(val.sum(dtype=np.float64))  # exact past 2**24
+        spikes = int(val.sum(dtype=np.float64))  # exact past 2**24
+    state.spikes[node.name] = state.spikes.get(node.name, 0) + spikes
     state.updates[node.name] = state.updates.get(node.name, 0) + int(updates)
     if state.trains is not None:
         dense = np.zeros((steps, node.size), dtype=np.float32)
