@@ -30,6 +30,9 @@ BLOCK = 64  # output channels summed in registers by ``conv_gather`` (four AVX-5
 def conv_scatter(ptr, idx, val, geometry, w_t, out, touched, fan_weighted, fan_plain):
     """``out[t, (oy*W_out + ox)*C_out + :] += val * w_t[c, ky, kx, :]`` for every event and valid tap.
 
+    ``out`` holds stale values: a position is zeroed when first reached, and marked in
+    ``touched`` (zeroed by the caller); the current is only valid where ``touched``.
+
     An input event at ``(y, x)`` reaches output ``(oy, ox)`` through tap ``(ky, kx)`` when
     ``y + pad_h - ky * dil_h = oy * stride_h`` with ``0 <= oy < H_out`` (likewise for x).
     ``geometry`` = (C_in, W_in, H_out, W_out, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w).
@@ -61,9 +64,11 @@ def conv_scatter(ptr, idx, val, geometry, w_t, out, touched, fan_weighted, fan_p
                     if nx < 0 or nx % sw != 0 or nx // sw >= w_out:
                         continue
                     position = oy * w_out + nx // sw
-                    flags[position] = 1
                     # 1-D slices on both sides: LLVM vectorises this loop (3x faster than row[base + o])
                     dst = row[position * c_out:(position + 1) * c_out]
+                    if not flags[position]:  # first touch: zero it (untouched ones are never read)
+                        flags[position] = 1
+                        dst[:] = 0
                     wk = w_t[c, ky, kx]
                     for o in range(c_out):
                         dst[o] += v * wk[o]
@@ -232,10 +237,13 @@ def window_sum(sp, code, val, binary, geometry, kh, kw, w, oy, ox, acc):
 
 @nb.njit(parallel=True, cache=True)
 def linear_scatter(ptr, idx, val, w_t, out, touched, fan_weighted, fan_plain):
-    """``out[t, :] += val * w_t[idx, :]`` for every event (``w_t`` is ``[in, out]``)."""
+    """``out[t, :] += val * w_t[idx, :]`` for every event (``w_t`` is ``[in, out]``); like
+    ``conv_scatter``, a step's row is zeroed only if it gets an event (``touched[t, 0]``)."""
     n_out = w_t.shape[1]
     for t in nb.prange(ptr.shape[0] - 1):
         row = out[t]
+        if ptr[t + 1] > ptr[t]:
+            row[:] = 0
         weighted = 0.0
         for e in range(ptr[t], ptr[t + 1]):
             v = val[e]
@@ -344,6 +352,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
     inv = exact_reciprocal(tau)
     a, b = p_lo * C, p_hi * C
     fired = np.zeros(-(-C // 8) * 8, dtype=np.uint8)  # whole uint64 words for _emit
+    rest_input = np.zeros(C, dtype=np.float32)
     words = fired.view(np.uint64)
     n_out = 0
     updates = 0
@@ -355,7 +364,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
             if not (has_bias or always or flags[p] or aw[p]):
                 continue
             lo = p * C
-            x = row[lo:lo + C]
+            x = row[lo:lo + C] if flags[p] else rest_input  # an untouched position's current is stale
             still = False
             if K == 1:  # fused single pass (LIF)
                 th = thresholds[0]

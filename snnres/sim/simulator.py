@@ -55,6 +55,7 @@ class Signal:
     bias: np.ndarray | None = None
     integer: bool = True
     gathered: Gathered | None = None
+    partial: bool = False  # a scattered current: valid only at touched positions (``complete``)
 
     @property
     def steps(self) -> int:
@@ -122,14 +123,25 @@ def ready(sig: Signal, state: SimState) -> Signal:
     g = sig.gathered
     if g is not None and sig.current is None:
         sig.current, sig.touched = accumulators(state, g.index, sig.steps, g.node, g.node.size // channels(
-            g.node.shape), zero=False)  # every position is written
+            g.node.shape), zero_touched=False)  # every position is written
         kernels.conv_gather(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
                             sig.current, sig.touched)
     return sig
 
 
+def complete(sig: Signal) -> Signal:
+    """A scattered current with its untouched positions zeroed (once: the scatter zeroes a
+    position only when it first reaches it, and a neuron layer reads only touched positions)."""
+    if sig.partial:
+        steps, positions = sig.touched.shape
+        sig.current.reshape(steps, positions, -1)[sig.touched == 0] = 0
+        sig.partial = False
+    return sig
+
+
 def full_current(sig: Signal, size: int) -> np.ndarray:
     """The dense ``[T, N]`` input a layer delivers, bias included."""
+    complete(sig)
     if sig.current is None:
         out = np.zeros((sig.steps, size), dtype=np.float32)
         kernels.densify(sig.ptr, sig.idx, sig.val, out)
@@ -170,19 +182,20 @@ def run_synapse(node, inputs: list[Signal], state: SimState, index: int) -> Sign
         _count(state, node, sig, weighted, plain)
         return Signal(bias=node.bias, gathered=gathered)
     positions = node.size // channels(node.shape) if isinstance(node, ConvNode) else 1
-    out, touched = accumulators(state, index, steps, node, positions, zero=True)
+    out, touched = accumulators(state, index, steps, node, positions)
     if isinstance(node, ConvNode):
         kernels.conv_scatter(sig.ptr, sig.idx, sig.val, node.geometry, node.w_t, out, touched, weighted, plain)
     else:
         kernels.linear_scatter(sig.ptr, sig.idx, sig.val, node.w_t, out, touched, weighted, plain)
     _count(state, node, sig, weighted, plain)
-    return Signal(current=out, touched=touched, bias=node.bias)
+    return Signal(current=out, touched=touched, bias=node.bias, partial=True)
 
 
-def accumulators(state: SimState, index: int, steps: int, node, positions: int, zero: bool):
-    """Reused ``current [T, N]`` (float32) and ``touched [T, P]`` (uint8) arrays of node ``index``."""
-    return (state.graph.buffer((index, "current"), (steps, node.size), np.float32, zero),
-            state.graph.buffer((index, "touched"), (steps, positions), np.uint8, zero))
+def accumulators(state: SimState, index: int, steps: int, node, positions: int, zero_touched: bool = True):
+    """Reused ``current [T, N]`` (float32, stale: the kernels zero what they write) and ``touched
+    [T, P]`` (uint8, zeroed unless ``zero_touched`` is False) arrays of node ``index``."""
+    return (state.graph.buffer((index, "current"), (steps, node.size), np.float32, False),
+            state.graph.buffer((index, "touched"), (steps, positions), np.uint8, zero_touched))
 
 
 def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weighted, plain) -> Gathered | None:

@@ -72,3 +72,27 @@ def test_ms_resnet_stream_step_by_step_equals_one_shot():
     for t in range(5):  # strictly time-major: one step at a time
         stream.push_frames(frames[t:t + 1])
     same_result(stream.result(), one_shot)
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2, 3, "ms-resnet"])
+def test_stale_scratch_buffers_are_never_read(variant):
+    """The accumulators are reused between runs and not zeroed (the kernels zero what they write):
+    poisoning every reused buffer with NaN between two runs must change nothing."""
+    rng = np.random.default_rng(11)
+    sensor, T = (14, 12, 2), 5
+    if variant == "ms-resnet":
+        from snnres.models.ms_resnet import ms_resnet
+        from sim_testnets import dyadic_
+
+        net = dyadic_(ms_resnet(num_classes=5, T=T, in_channels=2, blocks=(1, 1), widths=(8, 16), strides=(1, 2),
+                                stem="conv3", shortcut="conv"), rng)
+    else:
+        net = random_conv_net(rng, sensor, variant)
+    sim = EventSimulator(net)
+    events = random_events(rng, sensor, 800)
+    first = sim.run(events, sensor, T, record=True)
+    scratch = sim.graph((2, 12, 14)).scratch.__dict__
+    assert scratch, "the run should have left reusable buffers"
+    for buffer in scratch.values():
+        buffer[...] = np.nan if buffer.dtype.kind == "f" else 1
+    same_result(sim.run(events, sensor, T, record=True), first)
