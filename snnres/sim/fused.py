@@ -2,9 +2,9 @@
 
 ``conv_gather`` stores a ``[T, N]`` current that the neuron pass reads back; at a few percent
 activity that round trip and the neuron pass's per-position bookkeeping cost as much as the
-sums. Here, for each block of ``BLOCK`` output channels and each output position, the window's
-events are summed in registers step after step (``kernels.window_sum``, the same sums in the same
-order), and the membranes of those ``BLOCK`` neurons stay in registers over the steps, so the
+sums. Here, for each block of 64 (or 32) output channels and each output position, the
+window's events are summed in registers step after step (``kernels.window_sum``, the same sums
+in the same order), and the membranes of those neurons stay in registers over the steps, so the
 current never reaches memory. Same spikes, membranes and neuron-update counts as ``conv_gather``
 followed by ``neuron_chunk`` (the update is the same float32 arithmetic, ``kernels._charge``).
 """
@@ -17,23 +17,26 @@ from numba import types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from .kernels import BLOCK, _charge, _stack_f32, exact_reciprocal, window_sum
+from .kernels import BLOCK, _charge, _stack_f32, exact_reciprocal, per_width, window_sum
 
 
-@nb.njit(parallel=True, cache=True)
-def gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts, decay_input, hard,
-               fired):
-    """Steps of ``conv -> LIF`` for the output channels in whole blocks (``C_out % BLOCK == 0``).
+def _gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts, decay_input, hard,
+                fired):
+    """Steps of ``conv -> LIF`` in whole blocks of ``WIDTH`` (64 or 32: ``GATHER_LIF[width]``)
+    output channels (``C_out % WIDTH == 0``).
 
     Neuron ``i = p * C + c`` gets ``X = sum_window val * w + bias[c]``, then (equations of
     ``kernels.neuron_part``, one level) ``H = V + (X - (V - V_r)) / tau`` (or ``V - (V - V_r) / tau
     + X``), ``S = H >= V_th``, ``V = V_r`` (hard) or ``H - V_th`` (soft) on a spike, else ``H``.
-    ``fired [T, N / 64]`` (uint64) gets ``S`` as bits (neuron ``i``: bit ``i % 64`` of word ``i // 64``); ``v [1, N]`` and ``awake [P]`` (a neuron away from rest)
-    change in place. Returns the neuron updates: neuron-steps with ``X != 0`` or ``V != V_r``
+    ``fired [T, N / 64]`` (uint64) gets ``S`` as bits (neuron ``i``: bit ``i % 64`` of word
+    ``i // 64``, written as 32-bit halves: a block of 32 owns one); ``v [1, N]`` and ``awake [P]``
+    (a neuron away from rest) change in place. Returns the neuron updates: neuron-steps with ``X != 0`` or ``V != V_r``
     (a neuron at rest without input stays there: computing it changes nothing).
     """
+    width = WIDTH
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kw = w_b.shape[1] // (c_in * kh)
+    halves = fired.view(np.uint32)  # little-endian: half 2k (2k + 1) is word k's low (high) 32 bits
     steps, n_pos = site_ptr.shape[0], h_out * w_out
     c_out = v.shape[1] // n_pos
     tau, vr = consts[0], consts[1]
@@ -42,22 +45,22 @@ def gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, t
     updates = np.zeros((n_blk, h_out), dtype=np.int64)
     still = np.zeros((n_blk, n_pos), dtype=np.uint8)
     for blk in range(n_blk):  # one block's weights stay in L2 over all positions
-        lo = blk * BLOCK
-        w, b = w_b[blk], bias[lo:lo + BLOCK]
+        lo = blk * width
+        w, b = w_b[blk], bias[lo:lo + width]
         for oy in nb.prange(h_out):
-            acc = nb.carray(_stack_f32(BLOCK), BLOCK)  # both kept in registers
-            mem = nb.carray(_stack_f32(BLOCK), BLOCK)
+            acc = nb.carray(_stack_f32(WIDTH), WIDTH)  # both kept in registers
+            mem = nb.carray(_stack_f32(WIDTH), WIDTH)
             n_upd = 0
             for ox in range(w_out):
                 p = oy * w_out + ox
                 base = p * c_out + lo
-                vp = v[0, base:base + BLOCK]
-                for o in range(BLOCK):
+                vp = v[0, base:base + width]
+                for o in range(width):
                     mem[o] = vp[o]
                 for t in range(steps):
-                    window_sum(site_ptr[t], code, val, binary, geometry, kh, kw, w, oy, ox, acc)
+                    window_sum(site_ptr[t], code, val, binary, geometry, kh, kw, w, oy, ox, acc, width)
                     word = np.uint64(0)
-                    for o in range(BLOCK):
+                    for o in range(width):
                         x = acc[o] + b[o]
                         vc = mem[o]
                         n_upd += (x != 0) | (vc != vr)
@@ -65,9 +68,12 @@ def gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, t
                         spike = h >= threshold
                         mem[o] = (vr if hard else h - threshold) if spike else h
                         word |= np.uint64(spike) << np.uint64(o)
-                    fired[t, base // BLOCK] = word
+                    if WIDTH == 64:
+                        fired[t, base // 64] = word
+                    else:
+                        halves[t, base // 32] = np.uint32(word)
                 moved = False
-                for o in range(BLOCK):
+                for o in range(width):
                     moved |= mem[o] != vr
                     vp[o] = mem[o]
                 still[blk, p] = moved
@@ -109,3 +115,15 @@ def popcount(typingctx, word):
     def codegen(context, builder, signature, args):
         return builder.zext(builder.ctpop(args[0]), context.get_value_type(types.int64))
     return types.int64(types.uint64), codegen
+
+
+WIDTH = BLOCK  # set per variant by ``kernels.per_width``
+GATHER_LIF = per_width(_gather_lif)
+
+
+def gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts, decay_input, hard,
+               fired, width: int = BLOCK) -> int:
+    """``_gather_lif`` in blocks of ``width`` (64 or 32) channels; ``w_b = kernels.conv_blocks(w_t,
+    width)``. Returns the neuron updates."""
+    return GATHER_LIF[width](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts,
+                             decay_input, hard, fired)

@@ -56,7 +56,7 @@ class ConvNode(Node):
     w_t: np.ndarray = None
     bias: np.ndarray | None = None   # [C_out], folded BN shift included
     geometry: np.ndarray = None
-    w_blocks: np.ndarray | None = None  # kernels.conv_blocks(w_t), made when first needed
+    w_blocks: dict[int, np.ndarray] = field(default_factory=dict)  # kernels.conv_blocks per width, when needed
     emits = "current"
 
 

@@ -15,6 +15,7 @@ operations exactly. ``conv_gather`` computes the same sums as ``conv_scatter`` i
 from __future__ import annotations
 
 import math
+import types as pytypes
 
 import numba as nb
 import numpy as np
@@ -24,6 +25,21 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 BLOCK = 64  # output channels summed in registers by ``conv_gather`` (four AVX-512 vectors)
+NARROW = 32  # the block of a fused layer of 32 (or 96, ...) channels
+
+
+def per_width(fn, parallel: bool = True) -> dict[int, object]:
+    """``{64: kernel, 32: kernel}``: ``fn`` compiled with its global ``WIDTH`` (the register block)
+    set to each width, so that the width is a compile-time constant (loops unrolled, the block's
+    sums in registers). A width passed as an argument stays a runtime value (measured 1.5-2x
+    slower), and ``numba.literally`` re-enters the compiler on every call."""
+    kernels = {}
+    for width in (BLOCK, NARROW):
+        scope = dict(fn.__globals__, WIDTH=width)
+        variant = pytypes.FunctionType(fn.__code__, scope, f"{fn.__name__}_{width}", fn.__defaults__)
+        variant.__qualname__, variant.__doc__ = f"{fn.__qualname__}_{width}", fn.__doc__
+        kernels[width] = nb.njit(parallel=parallel, cache=True)(variant)
+    return kernels
 
 
 @nb.njit(parallel=True, cache=True)
@@ -110,24 +126,25 @@ def aligned(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def conv_blocks(w_t: np.ndarray) -> np.ndarray:
-    """``w_t [C_in, k_h, k_w, C_out]`` -> ``[ceil(C_out / BLOCK), C_in * k_h * k_w, BLOCK]`` (zero-padded,
+def conv_blocks(w_t: np.ndarray, width: int = BLOCK) -> np.ndarray:
+    """``w_t [C_in, k_h, k_w, C_out]`` -> ``[ceil(C_out / width), C_in * k_h * k_w, width]`` (zero-padded,
     64-byte aligned: every weight row is whole cache lines)."""
     c_in, kh, kw, c_out = w_t.shape
-    n = -(-c_out // BLOCK)
-    padded = np.zeros((c_in, kh, kw, n * BLOCK), dtype=np.float32)
+    n = -(-c_out // width)
+    padded = np.zeros((c_in, kh, kw, n * width), dtype=np.float32)
     padded[..., :c_out] = w_t
-    return aligned(padded.reshape(c_in * kh * kw, n, BLOCK).transpose(1, 0, 2))
+    return aligned(padded.reshape(c_in * kh * kw, n, width).transpose(1, 0, 2))
 
 
-def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per_window: float = 8.0) -> bool:
-    """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks, no x-dilation, and at
-    least ``per_window`` events per output window on average (its cost per output position is
-    fixed). With the LIF layer after it fused (``fused.gather_lif``), which also saves the neuron
-    pass, 1 event per window is enough (measured: ``benchmarks/README.md``)."""
+def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per_window: float = 8.0,
+                width: int = BLOCK) -> bool:
+    """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks of ``width`` channels,
+    no x-dilation, and at least ``per_window`` events per output window on average (its cost per
+    output position is fixed). With the LIF layer after it fused (``fused.gather_lif``), which
+    also saves the neuron pass, 1 event per window is enough (measured: ``benchmarks/README.md``)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kh, kw, c_out = w_t.shape[1:]
-    return c_out >= BLOCK and dw == 1 and nnz * kh * kw >= per_window * steps * h_out * w_out * sh * sw
+    return c_out >= width and dw == 1 and nnz * kh * kw >= per_window * steps * h_out * w_out * sh * sw
 
 
 @nb.njit(parallel=True, cache=True)
@@ -180,39 +197,39 @@ def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weigh
     return ordered.all()
 
 
-@nb.njit(parallel=True, cache=True)
-def conv_gather(val, binary, site_ptr, code, geometry, w_b, kh, out, touched):
+def _conv_gather(val, binary, site_ptr, code, geometry, w_b, kh, out, touched):
     """``conv_scatter``'s currents, output-stationary: for each output position and block of
-    ``BLOCK`` channels, the window's events are summed in registers and stored once (every
+    ``WIDTH`` channels, the window's events are summed in registers and stored once (every
     position is written). ``w_b``, ``site_ptr``, ``code``: ``conv_blocks``, ``site_index``;
-    ``binary``: every ``val`` is 1 (spikes of one level)."""
+    ``binary``: every ``val`` is 1 (spikes of one level). Compiled per width: ``CONV_GATHER``."""
+    width = WIDTH
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kw = w_b.shape[1] // (c_in * kh)
     c_out = out.shape[1] // (h_out * w_out)
     for blk in range(w_b.shape[0]):  # one block's weights stay in L2 over all steps
-        lo = blk * BLOCK
-        n_o = min(BLOCK, c_out - lo)
+        lo = blk * width
+        n_o = min(width, c_out - lo)
         w = w_b[blk]
         for t in nb.prange(site_ptr.shape[0]):
             row, flags = out[t], touched[t]
-            acc = nb.carray(_stack_f32(BLOCK), BLOCK)
+            acc = nb.carray(_stack_f32(WIDTH), WIDTH)
             for oy in range(h_out):
                 for ox in range(w_out):
                     p = oy * w_out + ox
-                    flags[p] = window_sum(site_ptr[t], code, val, binary, geometry, kh, kw, w, oy, ox, acc)
+                    flags[p] = window_sum(site_ptr[t], code, val, binary, geometry, kh, kw, w, oy, ox, acc, width)
                     dst = row[p * c_out + lo:p * c_out + lo + n_o]
                     for o in range(n_o):
                         dst[o] = acc[o]
 
 
 @nb.njit(inline="always")
-def window_sum(sp, code, val, binary, geometry, kh, kw, w, oy, ox, acc):
-    """``acc[o] = sum val * w[c * k_h * k_w + ky * k_w + kx, o]`` over the events in output
+def window_sum(sp, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width):
+    """``acc[o] = sum val * w[c * k_h * k_w + ky * k_w + kx, o]`` (``o < width``) over the events in output
     ``(oy, ox)``'s window, in ``conv_scatter``'s order (bit-identical sums); whether any was there.
     ``binary`` (every ``val`` is 1): the same sums without the multiplies."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     h_in = (sp.shape[0] - 1) // w_in
-    for o in range(BLOCK):
+    for o in range(width):
         acc[o] = 0
     x0 = ox * sw - pw
     xa, xb = max(x0, 0), min(x0 + kw - 1, w_in - 1)
@@ -226,11 +243,11 @@ def window_sum(sp, code, val, binary, geometry, kh, kw, w, oy, ox, acc):
             hit = True
             wk = w[code[j] + shift]
             if binary:
-                for o in range(BLOCK):
+                for o in range(width):
                     acc[o] += wk[o]
             else:
                 v = val[j]
-                for o in range(BLOCK):
+                for o in range(width):
                     acc[o] += v * wk[o]
     return hit
 
@@ -486,3 +503,12 @@ def densify(ptr, idx, val, out):
         row = out[t]
         for e in range(ptr[t], ptr[t + 1]):
             row[idx[e]] += val[e]
+
+
+WIDTH = BLOCK  # the register block of the kernels compiled by ``per_width`` (set per variant)
+CONV_GATHER = per_width(_conv_gather)
+
+
+def conv_gather(val, binary, site_ptr, code, geometry, w_b, kh, out, touched, width: int = BLOCK) -> None:
+    """``_conv_gather`` in blocks of ``width`` (64 or 32) channels; ``w_b = conv_blocks(w_t, width)``."""
+    CONV_GATHER[width](val, binary, site_ptr, code, geometry, w_b, kh, out, touched)

@@ -36,6 +36,13 @@ class Gathered:
     binary: bool  # every val is 1
     site_ptr: np.ndarray
     code: np.ndarray
+    width: int  # output channels per register block (kernels.conv_blocks)
+
+    @property
+    def w_b(self) -> np.ndarray:
+        if self.width not in self.node.w_blocks:
+            self.node.w_blocks[self.width] = kernels.conv_blocks(self.node.w_t, self.width)
+        return self.node.w_blocks[self.width]
 
 
 @dataclass
@@ -124,8 +131,8 @@ def ready(sig: Signal, state: SimState) -> Signal:
     if g is not None and sig.current is None:
         sig.current, sig.touched = accumulators(state, g.index, sig.steps, g.node, g.node.size // channels(
             g.node.shape), zero_touched=False)  # every position is written
-        kernels.conv_gather(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
-                            sig.current, sig.touched)
+        kernels.conv_gather(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
+                            sig.current, sig.touched, g.width)
     return sig
 
 
@@ -204,27 +211,31 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     steps, c_in, (kh, kw, c_out) = sig.steps, node.geometry[0], node.w_t.shape[1:]
     readers = [state.graph.nodes[j] for j in state.graph.consumers(index)]
     fused_next = bool(readers) and all(isinstance(r, NeuronNode) and lif_fusable(r) for r in readers)
-    if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t, 1.0 if fused_next else 8.0):
+    width = fused_width(c_out) if fused_next else kernels.BLOCK
+    if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t, 1.0 if fused_next else 8.0, width):
         return None
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(len(sig.idx), dtype=np.int64)
     if not kernels.site_index(sig.ptr, sig.idx, sig.val, node.geometry, kh, kw, c_out, site_ptr, code, weighted,
                               plain):
         return None
-    if node.w_blocks is None:
-        node.w_blocks = kernels.conv_blocks(node.w_t)
-    return Gathered(node, index, sig.val, bool(sig.integer and np.all(sig.val == 1)), site_ptr, code)
+    return Gathered(node, index, sig.val, bool(sig.integer and np.all(sig.val == 1)), site_ptr, code, width)
+
+
+def fused_width(c_out: int) -> int:
+    """The register block ``fused.gather_lif`` uses for ``c_out`` channels: 64, else 32 (0: none)."""
+    return next((w for w in (kernels.BLOCK, kernels.NARROW) if c_out % w == 0), 0)
 
 
 def lif_fusable(node: NeuronNode) -> bool:
     """Whether ``fused.gather_lif`` can run this layer with the conv before it: one level (LIF),
     whole register blocks of channels."""
-    return len(node.thresholds) == 1 and channels(node.shape) % kernels.BLOCK == 0
+    return len(node.thresholds) == 1 and fused_width(channels(node.shape)) > 0
 
 
 def fuses(sig: Signal, node: NeuronNode) -> bool:
     """Whether ``fused.gather_lif`` runs the gathered conv ``sig`` and LIF layer ``node`` together."""
-    return sig.gathered is not None and lif_fusable(node)
+    return sig.gathered is not None and lif_fusable(node) and channels(node.shape) % sig.gathered.width == 0
 
 
 def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
@@ -237,11 +248,12 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
     v, awake = state.membranes[index]
     if fuses(sig, node):
         g = sig.gathered
-        fired = state.graph.buffer((index, "fired"), (steps, node.size // 64), np.uint64, zero=False)  # all written
+        fired = state.graph.buffer((index, "fired"), (steps, -(-node.size // 64)), np.uint64, zero=False)
+        fired[:, -1] = 0  # every bit is written but the unused high half of an odd number of 32-blocks
         bias = sig.bias if sig.bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
-        updates = fused.gather_lif(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.node.w_blocks, g.node.w_t.shape[1],
+        updates = fused.gather_lif(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
                                    bias, v, awake, node.thresholds[0], node.consts, node.decay_input, node.hard,
-                                   fired)
+                                   fired, g.width)
         ptr, idx, val = fused.emit_bits(fired)
         spikes = len(idx)  # one level: every value is 1
     else:
