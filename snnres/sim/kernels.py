@@ -141,7 +141,7 @@ def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per
     """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks of ``width`` channels,
     no x-dilation, and at least ``per_window`` events per output window on average (its cost per
     output position is fixed). With the LIF layer after it fused (``fused.gather_lif``), which
-    also saves the neuron pass, 1 event per window is enough (measured: ``benchmarks/README.md``)."""
+    also saves the neuron pass, half an event per window is enough (measured: ``benchmarks/README.md``)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kh, kw, c_out = w_t.shape[1:]
     return c_out >= width and dw == 1 and nnz * kh * kw >= per_window * steps * h_out * w_out * sh * sw

@@ -212,7 +212,7 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     readers = [state.graph.nodes[j] for j in state.graph.consumers(index)]
     fused_next = bool(readers) and all(isinstance(r, NeuronNode) and lif_fusable(r) for r in readers)
     width = fused_width(c_out) if fused_next else kernels.BLOCK
-    if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t, 1.0 if fused_next else 8.0, width):
+    if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t, 0.5 if fused_next else 8.0, width):
         return None
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(len(sig.idx), dtype=np.int64)
