@@ -29,9 +29,9 @@ def _gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, 
     ``kernels.neuron_part``, one level) ``H = V + (X - (V - V_r)) / tau`` (or ``V - (V - V_r) / tau
     + X``), ``S = H >= V_th``, ``V = V_r`` (hard) or ``H - V_th`` (soft) on a spike, else ``H``.
     ``fired [T, N / 64]`` (uint64) gets ``S`` as bits (neuron ``i``: bit ``i % 64`` of word
-    ``i // 64``, written as 32-bit halves: a block of 32 owns one); ``v [1, N]`` and ``awake [P]``
-    (a neuron away from rest) change in place. Returns the neuron updates: neuron-steps with ``X != 0`` or ``V != V_r``
-    (a neuron at rest without input stays there: computing it changes nothing).
+    ``i // 64``; a block of 32 writes its 32-bit half); ``v [1, N]`` and ``awake [P]`` (a neuron
+    away from rest) change in place. Returns the neuron updates: neuron-steps with ``X != 0`` or
+    ``V != V_r`` (a neuron at rest without input stays there: computing it changes nothing).
     """
     width = WIDTH
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry

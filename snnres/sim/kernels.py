@@ -31,7 +31,7 @@ NARROW = 32  # the block of a fused layer of 32 (or 96, ...) channels
 def per_width(fn, parallel: bool = True) -> dict[int, object]:
     """``{64: kernel, 32: kernel}``: ``fn`` compiled with its global ``WIDTH`` (the register block)
     set to each width, so that the width is a compile-time constant (loops unrolled, the block's
-    sums in registers). A width passed as an argument stays a runtime value (measured 1.5-2x
+    sums in registers). A width passed as an argument stays a runtime value (measured 1.5-2.4x
     slower), and ``numba.literally`` re-enters the compiler on every call."""
     kernels = {}
     for width in (BLOCK, NARROW):
