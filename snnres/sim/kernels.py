@@ -148,12 +148,12 @@ def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per
 
 
 @nb.njit(parallel=True, cache=True)
-def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weighted, fan_plain):
+def site_index(ptr, idx, val, binary, geometry, kh, kw, c_out, site_ptr, code, fan_weighted, fan_plain):
     """Per step ``t``, the events at input site ``s`` are ``site_ptr[t, s]:site_ptr[t, s + 1]``, and
     ``code[e] = c * k_h * k_w + x`` for an event at ``(y, x)``, channel ``c``; with
     ``conv_scatter``'s counts (``fan_weighted[t] = sum val * fan-out``, ``fan_plain[t] = sum
-    fan-out``, the fan-out found once per site). False if a step's ``idx`` is not increasing (the
-    sites would not be contiguous)."""
+    fan-out``, the fan-out found once per site; ``binary``: every ``val`` is 1, so the two are
+    equal). False if a step's ``idx`` is not increasing (the sites would not be contiguous)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     n_sites = site_ptr.shape[1] - 1
     reach_y = np.zeros(n_sites // w_in, dtype=np.int64)  # output rows (columns) an input row reaches
@@ -172,7 +172,7 @@ def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weigh
         sp[0] = ptr[t]
         site, hi, x, y = 0, c_in, 0, 0  # the current site, the end of its flat indices, its x and y
         fan = reach_y[0] * reach_x[0] * c_out
-        weighted, plain = 0.0, 0.0
+        weighted, plain = 0.0, 0  # an integer sum: no float add latency chain per event
         for e in range(ptr[t], ptr[t + 1]):
             i = idx[e]
             if e > ptr[t] and i <= idx[e - 1]:
@@ -188,9 +188,10 @@ def site_index(ptr, idx, val, geometry, kh, kw, c_out, site_ptr, code, fan_weigh
                     sp[site] = e
                 fan = reach_y[y] * reach_x[x] * c_out
             code[e] = (i - (hi - c_in)) * kh * kw + x
-            weighted += np.float64(val[e]) * fan
+            if not binary:
+                weighted += np.float64(val[e]) * fan
             plain += fan
-        fan_weighted[t] = weighted
+        fan_weighted[t] = np.float64(plain) if binary else weighted
         fan_plain[t] = plain
         for s in range(site + 1, n_sites + 1):
             sp[s] = ptr[t + 1]

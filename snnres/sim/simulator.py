@@ -216,10 +216,11 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
         return None
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(len(sig.idx), dtype=np.int64)
-    if not kernels.site_index(sig.ptr, sig.idx, sig.val, node.geometry, kh, kw, c_out, site_ptr, code, weighted,
-                              plain):
+    binary = bool(sig.integer and np.all(sig.val == 1))
+    if not kernels.site_index(sig.ptr, sig.idx, sig.val, binary, node.geometry, kh, kw, c_out, site_ptr, code,
+                              weighted, plain):
         return None
-    return Gathered(node, index, sig.val, bool(sig.integer and np.all(sig.val == 1)), site_ptr, code, width)
+    return Gathered(node, index, sig.val, binary, site_ptr, code, width)
 
 
 def fused_width(c_out: int) -> int:

@@ -49,5 +49,5 @@ def test_site_index_rejects_unsorted_steps():
     ptr, idx, val = np.array([0, 2]), np.array([5, 3]), np.ones(2, np.float32)
     geometry = np.array([1, 4, 2, 4, 1, 1, 1, 1, 1, 1])
     fans = np.zeros(1), np.zeros(1)
-    assert not kernels.site_index(ptr, idx, val, geometry, 3, 3, 1, np.empty((1, 9), np.int64), np.empty(2, np.int64),
-                                  *fans)
+    assert not kernels.site_index(ptr, idx, val, True, geometry, 3, 3, 1, np.empty((1, 9), np.int64),
+                                  np.empty(2, np.int64), *fans)
