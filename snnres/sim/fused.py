@@ -1,4 +1,4 @@
-"""A conv layer and the LIF layer it feeds, in one pass (numba): ``gather_lif``.
+"""A conv layer and the LIF or MLF layer it feeds, in one pass (numba): ``gather_neuron``.
 
 ``conv_gather`` stores a ``[T, N]`` current that the neuron pass reads back; at a few percent
 activity that round trip and the neuron pass's per-position bookkeeping cost as much as the
@@ -17,23 +17,24 @@ from numba import types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from .kernels import BLOCK, _charge, _stack_f32, exact_reciprocal, per_width, window_sum
+from .kernels import BLOCK, NARROW, _charge, _stack_f32, exact_reciprocal, specialise, window_sum
 
 
-def _gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts, decay_input, hard,
-                fired):
-    """Steps of ``conv -> LIF`` in whole blocks of ``WIDTH`` (64 or 32: ``GATHER_LIF[width]``)
-    output channels (``C_out % WIDTH == 0``).
+def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
+                   hard, fired):
+    """Steps of ``conv -> LIF/MLF`` (``LEVELS`` levels) in whole blocks of ``WIDTH`` (64 or 32)
+    output channels (``C_out % WIDTH == 0``); compiled per (width, levels): ``GATHER_NEURON``.
 
-    Neuron ``i = p * C + c`` gets ``X = sum_window val * w + bias[c]``, then (equations of
-    ``kernels.neuron_part``, one level) ``H = V + (X - (V - V_r)) / tau`` (or ``V - (V - V_r) / tau
-    + X``), ``S = H >= V_th``, ``V = V_r`` (hard) or ``H - V_th`` (soft) on a spike, else ``H``.
-    ``fired [T, N / 64]`` (uint64) gets ``S`` as bits (neuron ``i``: bit ``i % 64`` of word
-    ``i // 64``; a block of 32 writes its 32-bit half); ``v [1, N]`` and ``awake [P]`` (a neuron
-    away from rest) change in place. Returns the neuron updates: neuron-steps with ``X != 0`` or
-    ``V != V_r`` (a neuron at rest without input stays there: computing it changes nothing).
+    Neuron ``i = p * C + c`` gets ``X = sum_window val * w + bias[c]``, then per level ``k``
+    (equations of ``kernels.neuron_part``) ``H = V_k + (X - (V_k - V_r)) / tau`` (or ``V_k - (V_k -
+    V_r) / tau + X``), ``S_k = H >= V_th,k``, ``V_k = V_r`` (hard) or ``H - V_th,k`` (soft) on a
+    spike, else ``H``. ``fired [K, T, N / 64]`` (uint64) gets ``S_k`` as bits (neuron ``i``: bit
+    ``i % 64`` of word ``i // 64``; a block of 32 writes its 32-bit half); ``v [K, N]`` and
+    ``awake [P]`` (a neuron away from rest) change in place. Returns the neuron updates:
+    neuron-steps with ``X != 0`` or some ``V_k != V_r`` (a neuron at rest without input stays
+    there: computing it changes nothing).
     """
-    width = WIDTH
+    width, levels = WIDTH, LEVELS
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kw = w_b.shape[1] // (c_in * kh)
     halves = fired.view(np.uint32)  # little-endian: half 2k (2k + 1) is word k's low (high) 32 bits
@@ -49,33 +50,45 @@ def _gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, 
         w, b = w_b[blk], bias[lo:lo + width]
         for oy in nb.prange(h_out):
             acc = nb.carray(_stack_f32(WIDTH), WIDTH)  # both kept in registers
-            mem = nb.carray(_stack_f32(WIDTH), WIDTH)
+            mem = nb.carray(_stack_f32(MEMBRANES), MEMBRANES)  # level k: mem[k * width:]
             n_upd = 0
             for ox in range(w_out):
                 p = oy * w_out + ox
                 base = p * c_out + lo
-                vp = v[0, base:base + width]
-                for o in range(width):
-                    mem[o] = vp[o]
+                for k in range(levels):
+                    vk = v[k, base:base + width]  # a 1-D slice: the copy vectorises (2-D indexing does not)
+                    for o in range(width):
+                        mem[k * width + o] = vk[o]
                 for t in range(steps):
                     window_sum(site_ptr[t], code, val, binary, geometry, kh, kw, w, oy, ox, acc, width)
-                    word = np.uint64(0)
-                    for o in range(width):
-                        x = acc[o] + b[o]
-                        vc = mem[o]
-                        n_upd += (x != 0) | (vc != vr)
-                        h = _charge(vc, x, tau, inv, vr, decay_input)
-                        spike = h >= threshold
-                        mem[o] = (vr if hard else h - threshold) if spike else h
-                        word |= np.uint64(spike) << np.uint64(o)
-                    if WIDTH == 64:
-                        fired[t, base // 64] = word
-                    else:
-                        halves[t, base // 32] = np.uint32(word)
+                    if LEVELS > 1:  # counted as neuron_part counts MLF neurons
+                        for o in range(width):
+                            busy = acc[o] + b[o] != 0
+                            for k in range(levels):
+                                busy |= mem[k * width + o] != vr
+                            n_upd += busy
+                    for k in range(levels):
+                        th = thresholds[k]
+                        word = np.uint64(0)
+                        for o in range(width):
+                            x = acc[o] + b[o]
+                            vc = mem[k * width + o]
+                            if LEVELS == 1:
+                                n_upd += (x != 0) | (vc != vr)
+                            h = _charge(vc, x, tau, inv, vr, decay_input)
+                            spike = h >= th
+                            mem[k * width + o] = (vr if hard else h - th) if spike else h
+                            word |= np.uint64(spike) << np.uint64(o)
+                        if WIDTH == 64:
+                            fired[k, t, base // 64] = word
+                        else:
+                            halves[k, t, base // 32] = np.uint32(word)
                 moved = False
-                for o in range(width):
-                    moved |= mem[o] != vr
-                    vp[o] = mem[o]
+                for k in range(levels):
+                    vk = v[k, base:base + width]
+                    for o in range(width):
+                        moved |= mem[k * width + o] != vr
+                        vk[o] = mem[k * width + o]
                 still[blk, p] = moved
             updates[blk, oy] = n_upd
     for p in range(n_pos):
@@ -85,15 +98,19 @@ def _gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, 
 
 @nb.njit(parallel=True, cache=True)
 def emit_bits(fired):
-    """CSR ``(ptr, idx, val)`` of the spike bits ``fired [T, N / 64]`` (``gather_lif``): per step the
-    neurons that spiked, in increasing order, value 1. A word holds ~3 spikes at 5% activity:
-    one popcount to count them, one trailing-zero count per spike to find them."""
-    steps, n_words = fired.shape
+    """CSR ``(ptr, idx, val)`` of the spike bits ``fired [K, T, N / 64]`` (``_gather_neuron``): per
+    step the neurons that fired at some level, in increasing order, with the number of levels that
+    fired (1 for LIF). A word holds ~3 spikes at 5% activity: one popcount to count them, one
+    trailing-zero count per spike to find them."""
+    levels, steps, n_words = fired.shape
     counts = np.zeros(steps + 1, dtype=np.int64)
     for t in nb.prange(steps):
         total = 0
         for k in range(n_words):
-            total += popcount(fired[t, k])
+            word = fired[0, t, k]
+            for level in range(1, levels):
+                word |= fired[level, t, k]
+            total += popcount(word)
         counts[t + 1] = total
     ptr = np.cumsum(counts)
     idx = np.empty(ptr[steps], dtype=np.int64)
@@ -101,9 +118,17 @@ def emit_bits(fired):
     for t in nb.prange(steps):
         j = ptr[t]
         for k in range(n_words):
-            word = fired[t, k]
+            word = fired[0, t, k]
+            for level in range(1, levels):
+                word |= fired[level, t, k]
             while word != 0:
-                idx[j] = k * 64 + np.int64(trailing_zeros(word))
+                bit = np.int64(trailing_zeros(word))
+                idx[j] = k * 64 + bit
+                if levels > 1:
+                    n = 0
+                    for level in range(levels):
+                        n += (fired[level, t, k] >> np.uint64(bit)) & np.uint64(1)
+                    val[j] = n
                 j += 1
                 word &= word - np.uint64(1)
     return ptr, idx, val
@@ -117,13 +142,15 @@ def popcount(typingctx, word):
     return types.int64(types.uint64), codegen
 
 
-WIDTH = BLOCK  # set per variant by ``kernels.per_width``
-GATHER_LIF = per_width(_gather_lif)
+MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
+WIDTH, LEVELS, MEMBRANES = BLOCK, 1, BLOCK  # set per variant by ``kernels.specialise`` (MEMBRANES = WIDTH * LEVELS)
+GATHER_NEURON = {(width, levels): specialise(_gather_neuron, WIDTH=width, LEVELS=levels, MEMBRANES=width * levels)
+                 for width in (BLOCK, NARROW) for levels in range(1, MAX_LEVELS + 1)}  # compiled when first used
 
 
-def gather_lif(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts, decay_input, hard,
-               fired, width: int = BLOCK) -> int:
-    """``_gather_lif`` in blocks of ``width`` (64 or 32) channels; ``w_b = kernels.conv_blocks(w_t,
-    width)``. Returns the neuron updates."""
-    return GATHER_LIF[width](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, threshold, consts,
-                             decay_input, hard, fired)
+def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
+                  hard, fired, width: int = BLOCK) -> int:
+    """``_gather_neuron`` in blocks of ``width`` (64 or 32) channels with ``len(thresholds)`` levels;
+    ``w_b = kernels.conv_blocks(w_t, width)``. Returns the neuron updates."""
+    return GATHER_NEURON[width, len(thresholds)](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake,
+                                                 thresholds, consts, decay_input, hard, fired)

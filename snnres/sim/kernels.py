@@ -9,7 +9,7 @@ of one layer are independent given their inputs, so this is the same as running 
 Float32 arithmetic throughout and no fastmath, so the neuron update repeats the dense backend's
 operations exactly. ``conv_gather`` computes the same sums as ``conv_scatter`` in the same order
 (bit-identical), output-stationary: faster when inputs are dense enough (``gather_pays``);
-``fused.gather_lif`` is ``conv_gather`` and the LIF layer after it in one pass.
+``fused.gather_neuron`` is ``conv_gather`` and the LIF/MLF layer after it in one pass.
 """
 
 from __future__ import annotations
@@ -28,18 +28,16 @@ BLOCK = 64  # output channels summed in registers by ``conv_gather`` (four AVX-5
 NARROW = 32  # the block of a fused layer of 32 (or 96, ...) channels
 
 
-def per_width(fn, parallel: bool = True) -> dict[int, object]:
-    """``{64: kernel, 32: kernel}``: ``fn`` compiled with its global ``WIDTH`` (the register block)
-    set to each width, so that the width is a compile-time constant (loops unrolled, the block's
-    sums in registers). A width passed as an argument stays a runtime value (measured 1.5-2.4x
-    slower), and ``numba.literally`` re-enters the compiler on every call."""
-    kernels = {}
-    for width in (BLOCK, NARROW):
-        scope = dict(fn.__globals__, WIDTH=width)
-        variant = pytypes.FunctionType(fn.__code__, scope, f"{fn.__name__}_{width}", fn.__defaults__)
-        variant.__qualname__, variant.__doc__ = f"{fn.__qualname__}_{width}", fn.__doc__
-        kernels[width] = nb.njit(parallel=parallel, cache=True)(variant)
-    return kernels
+def specialise(fn, **constants):
+    """``fn`` jitted (parallel, cached) with some of its globals set to constants, e.g. ``WIDTH=32``:
+    numba compiles globals in as constants (loops unrolled, a block's sums in registers). A width
+    passed as an argument stays a runtime value (measured 1.5-2.4x slower), and ``numba.literally``
+    re-enters the compiler on every call. Each variant has its own name, so its own cache file."""
+    suffix = "_".join(f"{name.lower()}{value}" for name, value in constants.items())
+    variant = pytypes.FunctionType(fn.__code__, dict(fn.__globals__, **constants), f"{fn.__name__}_{suffix}",
+                                   fn.__defaults__)
+    variant.__qualname__, variant.__doc__ = f"{fn.__qualname__}_{suffix}", fn.__doc__
+    return nb.njit(parallel=True, cache=True)(variant)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -140,7 +138,7 @@ def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per
                 width: int = BLOCK) -> bool:
     """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks of ``width`` channels,
     no x-dilation, and at least ``per_window`` events per output window on average (its cost per
-    output position is fixed). With the LIF layer after it fused (``fused.gather_lif``), which
+    output position is fixed). With the neuron layer after it fused (``fused.gather_neuron``), which
     also saves the neuron pass, half an event per window is enough (measured: ``benchmarks/README.md``)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kh, kw, c_out = w_t.shape[1:]
@@ -506,8 +504,8 @@ def densify(ptr, idx, val, out):
             row[idx[e]] += val[e]
 
 
-WIDTH = BLOCK  # the register block of the kernels compiled by ``per_width`` (set per variant)
-CONV_GATHER = per_width(_conv_gather)
+WIDTH = BLOCK  # the register block of ``_conv_gather`` (set per variant by ``specialise``)
+CONV_GATHER = {width: specialise(_conv_gather, WIDTH=width) for width in (BLOCK, NARROW)}
 
 
 def conv_gather(val, binary, site_ptr, code, geometry, w_b, kh, out, touched, width: int = BLOCK) -> None:

@@ -27,7 +27,7 @@ from .trace import trace
 @dataclass
 class Gathered:
     """A conv's input events indexed for ``kernels.conv_gather`` (``site_ptr``, ``code``), not yet
-    summed: the LIF layer it feeds sums them itself (``fused.gather_lif``); any other reader
+    summed: the LIF/MLF layer it feeds sums them itself (``fused.gather_neuron``); any other reader
     gets the current (``ready``)."""
 
     node: ConvNode
@@ -210,7 +210,7 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     scatter)."""
     steps, c_in, (kh, kw, c_out) = sig.steps, node.geometry[0], node.w_t.shape[1:]
     readers = [state.graph.nodes[j] for j in state.graph.consumers(index)]
-    fused_next = bool(readers) and all(isinstance(r, NeuronNode) and lif_fusable(r) for r in readers)
+    fused_next = bool(readers) and all(isinstance(r, NeuronNode) and neuron_fusable(r) for r in readers)
     width = fused_width(c_out) if fused_next else kernels.BLOCK
     if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t, 0.5 if fused_next else 8.0, width):
         return None
@@ -224,19 +224,19 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
 
 
 def fused_width(c_out: int) -> int:
-    """The register block ``fused.gather_lif`` uses for ``c_out`` channels: 64, else 32 (0: none)."""
+    """The register block ``fused.gather_neuron`` uses for ``c_out`` channels: 64, else 32 (0: none)."""
     return next((w for w in (kernels.BLOCK, kernels.NARROW) if c_out % w == 0), 0)
 
 
-def lif_fusable(node: NeuronNode) -> bool:
-    """Whether ``fused.gather_lif`` can run this layer with the conv before it: one level (LIF),
-    whole register blocks of channels."""
-    return len(node.thresholds) == 1 and fused_width(channels(node.shape)) > 0
+def neuron_fusable(node: NeuronNode) -> bool:
+    """Whether ``fused.gather_neuron`` can run this layer with the conv before it: at most
+    ``fused.MAX_LEVELS`` levels, whole register blocks of channels."""
+    return len(node.thresholds) <= fused.MAX_LEVELS and fused_width(channels(node.shape)) > 0
 
 
 def fuses(sig: Signal, node: NeuronNode) -> bool:
-    """Whether ``fused.gather_lif`` runs the gathered conv ``sig`` and LIF layer ``node`` together."""
-    return sig.gathered is not None and lif_fusable(node) and channels(node.shape) % sig.gathered.width == 0
+    """Whether ``fused.gather_neuron`` runs the gathered conv ``sig`` and neuron layer ``node`` together."""
+    return sig.gathered is not None and neuron_fusable(node) and channels(node.shape) % sig.gathered.width == 0
 
 
 def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
@@ -248,15 +248,15 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         state.membranes[index] = (rest, np.zeros(node.size // channels(node.shape), dtype=np.uint8))
     v, awake = state.membranes[index]
     if fuses(sig, node):
-        g = sig.gathered
-        fired = state.graph.buffer((index, "fired"), (steps, -(-node.size // 64)), np.uint64, zero=False)
-        fired[:, -1] = 0  # every bit is written but the unused high half of an odd number of 32-blocks
+        g, levels = sig.gathered, len(node.thresholds)
+        fired = state.graph.buffer((index, "fired"), (levels, steps, -(-node.size // 64)), np.uint64, zero=False)
+        fired[..., -1] = 0  # every bit is written but the unused high half of an odd number of 32-blocks
         bias = sig.bias if sig.bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
-        updates = fused.gather_lif(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
-                                   bias, v, awake, node.thresholds[0], node.consts, node.decay_input, node.hard,
-                                   fired, g.width)
+        updates = fused.gather_neuron(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
+                                      bias, v, awake, node.thresholds, node.consts, node.decay_input, node.hard,
+                                      fired, g.width)
         ptr, idx, val = fused.emit_bits(fired)
-        spikes = len(idx)  # one level: every value is 1
+        spikes = len(idx) if levels == 1 else int(val.sum(dtype=np.float64))
     else:
         current, touched, bias = neuron_input(ready(sig, state), node)
         ptr = np.empty(steps + 1, dtype=np.int64)

@@ -1,5 +1,5 @@
-"""A gathered conv and the LIF layer it feeds, in one pass (``fused.gather_lif``): the dense run's
-spikes, and exactly the two-pass path's currents, membranes, counts and logits."""
+"""A gathered conv and the LIF or MLF layer it feeds, in one pass (``fused.gather_neuron``): the
+dense run's spikes, and exactly the two-pass path's currents, membranes, counts and logits."""
 
 import math
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sim_testnets import TimeSequential, dyadic_, random_events
-from snnres.neurons import LIF
+from snnres.neurons import LIF, MLF
 from snnres.sim import EventSimulator, fused, kernels, simulator
 from test_sim_equality import assert_same_run
 
@@ -19,11 +19,13 @@ LIFS = {  # tau 2 and 4: multiplied by 1/tau (exact); 1.5 and 3: divided
     "soft": lambda: LIF(tau=1.5, v_threshold=0.75, v_reset=None),
     "no-decay-input": lambda: LIF(tau=3.0, v_threshold=0.5, decay_input=False),
     "slow": lambda: LIF(tau=4.0, v_threshold=0.25),
+    "mlf": lambda: MLF(),  # DS-ResNet's: 3 levels, tau 4 (u = 0.25 u (1 - s) + x), hard reset
+    "mlf-2-soft": lambda: MLF(levels=2, v_reset=None),
 }
 
 
 def fusable_net(rng, lif) -> TimeSequential:
-    """LIF layers behind convs of 32 (the sensor's events: counts, not spikes), 64 (stride 2), 96
+    """Neuron layers behind convs of 32 (the sensor's events: counts, not spikes), 64 (stride 2), 96
     (three blocks of 32) and 128 channels (two blocks of 64, no padding in x, no BN: no bias)."""
     torch.manual_seed(int(rng.integers(1 << 30)))
     net = TimeSequential(
@@ -61,15 +63,15 @@ def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
     net = fusable_net(rng, LIFS[kind])
     events = random_events(rng, sensor, 16 * 14 * 2 * 3)
     calls = []
-    gather_lif = fused.gather_lif
-    monkeypatch.setattr(fused, "gather_lif", lambda *a: calls.append(a[8].shape) or gather_lif(*a))
+    gather_neuron = fused.gather_neuron
+    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append(a[8].shape) or gather_neuron(*a))
     pays = kernels.gather_pays
     monkeypatch.setattr(kernels, "gather_pays",  # busy or not
                         lambda nnz, steps, geometry, w_t, per_window, width: nnz > 0 and pays(
                             1 << 40, steps, geometry, w_t, per_window, width))
     dense = assert_same_run(net, events, sensor, T)
     sizes = sorted(int(np.prod(train.shape[1:])) for train in dense.spike_trains.values())
-    assert sorted(c[1] for c in calls) == sizes, "every LIF layer fuses"
+    assert sorted(c[1] for c in calls) == sizes, "every neuron layer fuses"
     out, membranes = run_with_state(net, events, sensor, T)
     assert sum(out.spikes_per_layer.values()) > 0
     monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
@@ -91,8 +93,8 @@ def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
     frames[2:6] *= rng.random((4, 2, 14, 16)) < 0.02
     one_shot = EventSimulator(net).run(torch.from_numpy(frames), record=True)
     calls = []
-    gather_lif, pays = fused.gather_lif, kernels.gather_pays
-    monkeypatch.setattr(fused, "gather_lif", lambda *a: calls.append(1) or gather_lif(*a))
+    gather_neuron, pays = fused.gather_neuron, kernels.gather_pays
+    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append(1) or gather_neuron(*a))
     monkeypatch.setattr(kernels, "gather_pays", lambda *a: pays(*a[:4], 8.0))  # the quiet steps scatter
     stream = EventSimulator(net).stream(record=True)
     fused_chunks = []
@@ -107,16 +109,19 @@ def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
     same_counts(streamed, EventSimulator(net).run(torch.from_numpy(frames)))
 
 
-def test_emit_bits_lists_set_bits_in_order():
-    rng = np.random.default_rng(0)
-    bits = rng.random((5, 3 * 64)) < 0.07
-    bits[2] = False
-    bits[3, -1] = bits[3, 0] = True
-    words = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+@pytest.mark.parametrize("levels", [1, 3])
+def test_emit_bits_lists_neurons_and_levels_in_order(levels):
+    rng = np.random.default_rng(levels)
+    bits = rng.random((levels, 5, 3 * 64)) < 0.07
+    bits[:, 2] = False
+    bits[0, 3, -1] = bits[-1, 3, 0] = True
+    words = np.packbits(bits, axis=2, bitorder="little").view(np.uint64)
     ptr, idx, val = fused.emit_bits(words)
+    counts = bits.sum(axis=0)  # levels fired per neuron and step
     for t in range(5):
-        assert idx[ptr[t]:ptr[t + 1]].tolist() == np.flatnonzero(bits[t]).tolist()
-    assert np.all(val == 1) and ptr[-1] == bits.sum()
+        assert idx[ptr[t]:ptr[t + 1]].tolist() == np.flatnonzero(counts[t]).tolist()
+        assert val[ptr[t]:ptr[t + 1]].tolist() == counts[t][counts[t] > 0].tolist()
+    assert ptr[-1] == (counts > 0).sum()
 
 
 @nb.njit

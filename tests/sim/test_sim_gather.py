@@ -1,5 +1,5 @@
 """The output-stationary conv kernel (``conv_gather``, wide layers with busy inputs; with the LIF
-layer it feeds: ``fused.gather_lif``) gives the dense run's spikes and exactly the scatter
+or MLF layer it feeds: ``fused.gather_neuron``) gives the dense run's spikes and exactly the scatter
 kernel's currents, counts and logits."""
 
 import numpy as np
@@ -15,11 +15,13 @@ from test_sim_equality import assert_same_run
 
 def wide_net(rng) -> TimeSequential:
     """Convs of 64 and 96 outputs (a padded register block), stride 2, y-dilation, a 3x5 kernel,
-    an input without padding in x, a bias, an MLF layer."""
+    an input without padding in x, a bias, an MLF layer. The 96-channel conv feeds a (1x1) pool,
+    not a neuron layer, so it is gathered on its own (``conv_gather``); the 64-channel one is fused
+    with its LIF layer."""
     torch.manual_seed(int(rng.integers(1 << 30)))
     net = TimeSequential(
         nn.Conv2d(2, 16, 3, padding=1), nn.BatchNorm2d(16), LIF(tau=2.0, v_threshold=0.5),
-        nn.Conv2d(16, 96, 3, stride=2, padding=(2, 1), dilation=(2, 1)), nn.BatchNorm2d(96), MLF(),
+        nn.Conv2d(16, 96, 3, stride=2, padding=(2, 1), dilation=(2, 1)), nn.BatchNorm2d(96), nn.AvgPool2d(1), MLF(),
         nn.Conv2d(96, 64, (3, 5), padding=(1, 0), bias=True), nn.BatchNorm2d(64), LIF(tau=2.0, v_threshold=0.5),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 5),
     )
@@ -33,11 +35,11 @@ def test_gather_matches_dense_and_scatter(seed, monkeypatch):
     net = wide_net(rng)
     events = random_events(rng, sensor, 18 * 14 * 2 * 3)
     calls = []
-    gather, gather_lif = kernels.conv_gather, fused.gather_lif
+    gather, gather_neuron = kernels.conv_gather, fused.gather_neuron
     monkeypatch.setattr(kernels, "conv_gather", lambda *a: calls.append("gather") or gather(*a))
-    monkeypatch.setattr(fused, "gather_lif", lambda *a: calls.append("with LIF") or gather_lif(*a))
+    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append("fused") or gather_neuron(*a))
     out = assert_same_run(net, events, sensor, T)
-    assert calls == ["gather", "with LIF"], "both wide layers (busy inputs) should have been gathered"
+    assert calls == ["gather", "fused"], "both wide layers (busy inputs) should have been gathered"
     monkeypatch.setattr(kernels, "gather_pays", lambda *a: False)
     ref = EventSimulator(net).run(events, sensor, T)
     assert torch.equal(out.logits, ref.logits)
