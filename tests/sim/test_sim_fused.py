@@ -144,3 +144,33 @@ def test_power_of_two_tau_multiplies_exactly(tau):
             inv, (fast, divided) = _charges(v, x, np.float32(tau), decay_input)
             assert (inv != 0) == (math.frexp(tau)[0] == 0.5 and tau < 2.0 ** 126)
             np.testing.assert_array_equal(fast.view(np.uint32), divided.view(np.uint32))
+
+
+@pytest.mark.parametrize("arch", ["ds-resnet8", "ms-resnet", "sew-resnet8"])
+def test_residual_models_fuse_and_match(arch, monkeypatch):
+    """Real architectures with widths in whole blocks: DS-ResNet's MLF layers, MS-ResNet's inner
+    LIF layer (its other conv feeds the membrane shortcut: gathered or scattered alone), SEW."""
+    from snnres import models
+
+    rng = np.random.default_rng(len(arch))
+    if arch == "ms-resnet":
+        from snnres.models.ms_resnet import ms_resnet
+
+        net = ms_resnet(num_classes=5, T=4, in_channels=2, blocks=(1, 1), widths=(32, 64), strides=(1, 2),
+                        stem="conv3", shortcut="conv")
+    else:
+        net = models.create_model(arch, num_classes=5, T=4, in_channels=2, widths=(32, 32, 64))
+    dyadic_(net, rng)
+    sensor, T = (16, 16, 2), 4
+    events = random_events(rng, sensor, 16 * 16 * 2)
+    calls = []
+    gather_neuron = fused.gather_neuron
+    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append(len(a[10])) or gather_neuron(*a))
+    pays = kernels.gather_pays
+    monkeypatch.setattr(kernels, "gather_pays",  # busy or not
+                        lambda nnz, steps, geometry, w_t, per_window, width: nnz > 0 and pays(
+                            1 << 40, steps, geometry, w_t, per_window, width))
+    out = assert_same_run(net, events, sensor, T)
+    assert calls and (arch != "ds-resnet8" or min(calls) == 3), calls  # DS-ResNet: 3-level MLF layers
+    monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
+    same_counts(out, EventSimulator(net).run(events, sensor, T, record=True))
