@@ -107,10 +107,7 @@ def emit_bits(fired):
     for t in nb.prange(steps):
         total = 0
         for k in range(n_words):
-            word = fired[0, t, k]
-            for level in range(1, levels):
-                word |= fired[level, t, k]
-            total += popcount(word)
+            total += popcount(_any_level(fired, t, k))
         counts[t + 1] = total
     ptr = np.cumsum(counts)
     idx = np.empty(ptr[steps], dtype=np.int64)
@@ -118,9 +115,7 @@ def emit_bits(fired):
     for t in nb.prange(steps):
         j = ptr[t]
         for k in range(n_words):
-            word = fired[0, t, k]
-            for level in range(1, levels):
-                word |= fired[level, t, k]
+            word = _any_level(fired, t, k)
             while word != 0:
                 bit = np.int64(trailing_zeros(word))
                 idx[j] = k * 64 + bit
@@ -132,6 +127,15 @@ def emit_bits(fired):
                 j += 1
                 word &= word - np.uint64(1)
     return ptr, idx, val
+
+
+@nb.njit(inline="always")
+def _any_level(fired, t, k):
+    """Word ``k`` of step ``t``: the neurons that fired at some level."""
+    word = fired[0, t, k]
+    for level in range(1, fired.shape[0]):
+        word |= fired[level, t, k]
+    return word
 
 
 @intrinsic

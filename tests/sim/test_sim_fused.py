@@ -50,6 +50,20 @@ def run_with_state(net, events, sensor, T):
     return stream.result(), stream.state.membranes
 
 
+def fused_calls(monkeypatch, record) -> list:
+    """Spy on ``fused.gather_neuron``: ``record(args)`` of every call, in order."""
+    calls, gather_neuron = [], fused.gather_neuron
+    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append(record(a)) or gather_neuron(*a))
+    return calls
+
+
+def gather_whenever_possible(monkeypatch) -> None:
+    """Gather every conv that can be gathered, busy or not (``gather_pays``' shape conditions only)."""
+    pays = kernels.gather_pays
+    monkeypatch.setattr(kernels, "gather_pays", lambda nnz, steps, geometry, w_t, per_window, width: nnz > 0 and pays(
+        1 << 40, steps, geometry, w_t, per_window, width))
+
+
 def same_counts(a, b):
     assert torch.equal(a.logits, b.logits)
     assert a.sops == b.sops and a.macs == b.macs
@@ -62,13 +76,8 @@ def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
     sensor, T = (15, 13, 2) if kind in ("soft", "slow") else (16, 14, 2), 6  # 15 x 13: an odd number of 32-blocks
     net = fusable_net(rng, LIFS[kind])
     events = random_events(rng, sensor, 16 * 14 * 2 * 3)
-    calls = []
-    gather_neuron = fused.gather_neuron
-    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append(a[8].shape) or gather_neuron(*a))
-    pays = kernels.gather_pays
-    monkeypatch.setattr(kernels, "gather_pays",  # busy or not
-                        lambda nnz, steps, geometry, w_t, per_window, width: nnz > 0 and pays(
-                            1 << 40, steps, geometry, w_t, per_window, width))
+    calls = fused_calls(monkeypatch, lambda args: args[8].shape)  # v [K, N]
+    gather_whenever_possible(monkeypatch)
     dense = assert_same_run(net, events, sensor, T)
     sizes = sorted(int(np.prod(train.shape[1:])) for train in dense.spike_trains.values())
     assert sorted(c[1] for c in calls) == sizes, "every neuron layer fuses"
@@ -92,9 +101,8 @@ def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
     frames = (rng.random((8, 2, 14, 16)) < 0.5).astype(np.float32)
     frames[2:6] *= rng.random((4, 2, 14, 16)) < 0.02
     one_shot = EventSimulator(net).run(torch.from_numpy(frames), record=True)
-    calls = []
-    gather_neuron, pays = fused.gather_neuron, kernels.gather_pays
-    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append(1) or gather_neuron(*a))
+    calls = fused_calls(monkeypatch, lambda args: 1)
+    pays = kernels.gather_pays
     monkeypatch.setattr(kernels, "gather_pays", lambda *a: pays(*a[:4], 8.0))  # the quiet steps scatter
     stream = EventSimulator(net).stream(record=True)
     fused_chunks = []
@@ -163,13 +171,8 @@ def test_residual_models_fuse_and_match(arch, monkeypatch):
     dyadic_(net, rng)
     sensor, T = (16, 16, 2), 4
     events = random_events(rng, sensor, 16 * 16 * 2)
-    calls = []
-    gather_neuron = fused.gather_neuron
-    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append(len(a[10])) or gather_neuron(*a))
-    pays = kernels.gather_pays
-    monkeypatch.setattr(kernels, "gather_pays",  # busy or not
-                        lambda nnz, steps, geometry, w_t, per_window, width: nnz > 0 and pays(
-                            1 << 40, steps, geometry, w_t, per_window, width))
+    calls = fused_calls(monkeypatch, lambda args: len(args[10]))  # levels
+    gather_whenever_possible(monkeypatch)
     out = assert_same_run(net, events, sensor, T)
     assert calls and (arch != "ds-resnet8" or min(calls) == 3), calls  # DS-ResNet: 3-level MLF layers
     monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
