@@ -17,23 +17,18 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from host_launch import CXX, HOST, call
 
 from snnres.functional import lif
 from snnres.neurons.backends import cupy_cuda
 from snnres.neurons.functional import NeuronParams, mlf_thresholds, run_neuron
 
-HOST = Path(__file__).parent.parent / "cuda_host"
-CXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="g++ not on PATH: cannot build the kernel for the host")
-
-_ARG_TYPES = {np.uint64: ctypes.c_void_p, np.int64: ctypes.c_longlong, np.float32: ctypes.c_float}
 
 
 _PROBE = "#include <barrier>\n#include <immintrin.h>\nint main() { return _cvtss_sh(1.0f, 0) == 0; }\n"
@@ -71,12 +66,7 @@ def host_kernels(monkeypatch, build_dir):
 
     def launch(name, x, params, vec, n_threads, args):
         defines = tuple(o for o in cupy_cuda.compile_options(x.dtype, params, vec) if o.startswith("-D"))
-        function = getattr(library(defines), f"launch_{name}")
-        function.restype = ctypes.c_int
-        function.argtypes = [ctypes.c_uint, ctypes.c_uint] + [_ARG_TYPES[type(a)] for a in args]
-        blocks, threads = cupy_cuda.launch_shape(n_threads)
-        values = [int(a) or None if isinstance(a, np.uint64) else a.item() for a in args]
-        assert function(blocks, threads, *values) == 0
+        call(library(defines), name, *cupy_cuda.launch_shape(n_threads), args)
 
     monkeypatch.setattr(cupy_cuda, "_launch", launch)
     return cupy_cuda

@@ -15,13 +15,12 @@ must equal the CPU simulator's exactly.
 from __future__ import annotations
 
 import ctypes
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from host_launch import CXX, HOST, call
 from sim_testnets import TimeSequential, dyadic_, random_conv_net, random_events
 from test_sim_gather import wide_net
 from torch import nn
@@ -31,12 +30,7 @@ from snnres.models import ms_resnet
 from snnres.neurons import LIF, MLF
 from snnres.sim import EventSimulator, cuda
 
-HOST = Path(__file__).parent.parent / "cuda_host"
-CXX = shutil.which("g++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="g++ not on PATH: cannot build the kernels for the host")
-
-_ARG_TYPES = {np.uint64: ctypes.c_void_p, np.int64: ctypes.c_longlong, np.int32: ctypes.c_int,
-              np.float32: ctypes.c_float}
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +51,7 @@ def host_library(tmp_path_factory) -> ctypes.CDLL:
 def gpu_sim(monkeypatch, host_library):
     """``make(model)``: a simulator whose chunks run through cuda.run_chunk on the host build."""
     def launch(name, device, n_items, args):
-        function = getattr(host_library, f"launch_{name}")
-        function.restype = ctypes.c_int
-        function.argtypes = [ctypes.c_uint, ctypes.c_uint] + [_ARG_TYPES[type(a)] for a in args]
-        blocks, threads = cuda.launch_shape(n_items)
-        values = [int(a) or None if isinstance(a, np.uint64) else a.item() for a in args]
-        assert function(blocks, threads, *values) == 0
+        call(host_library, name, *cuda.launch_shape(n_items), args)
 
     monkeypatch.setattr(cuda, "_launch", launch)
     monkeypatch.setattr(cuda, "MAX_BLOCKS", 2)
