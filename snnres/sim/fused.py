@@ -39,6 +39,7 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
     kw = w_b.shape[1] // (c_in * kh)
     halves = fired.view(np.uint32)  # little-endian: half 2k (2k + 1) is word k's low (high) 32 bits
     steps, n_pos = site_ptr.shape[0], h_out * w_out
+    h_in = (site_ptr.shape[1] - 1) // w_in
     c_out = v.shape[1] // n_pos
     tau, vr = consts[0], consts[1]
     inv = exact_reciprocal(tau)
@@ -60,7 +61,7 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
                     for o in range(width):
                         mem[k * width + o] = vk[o]
                 for t in range(steps):
-                    window_sum(site_ptr[t], code, val, binary, geometry, kh, kw, w, oy, ox, acc, width)
+                    window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width)
                     if LEVELS > 1:  # counted as neuron_part counts MLF neurons
                         for o in range(width):
                             busy = acc[o] + b[o] != 0
