@@ -17,7 +17,7 @@ from numba import types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from .kernels import BLOCK, NARROW, _charge, _stack_f32, exact_reciprocal, specialise, window_sum
+from .kernels import BLOCK, NARROW, _charge, _stack_f32, _stack_i32, exact_reciprocal, ge_bits, specialise, window_sum
 
 
 def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
@@ -52,7 +52,10 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
         for oy in nb.prange(h_out):
             acc = nb.carray(_stack_f32(WIDTH), WIDTH)  # both kept in registers
             mem = nb.carray(_stack_f32(MEMBRANES), MEMBRANES)  # level k: mem[k * width:]
-            n_upd = 0
+            hs = nb.carray(_stack_f32(WIDTH), WIDTH)
+            busy_count = nb.carray(_stack_i32(WIDTH), WIDTH)  # per lane: no horizontal sum per step
+            for o in range(width):
+                busy_count[o] = 0
             for ox in range(w_out):
                 p = oy * w_out + ox
                 base = p * c_out + lo
@@ -67,19 +70,18 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
                             busy = acc[o] + b[o] != 0
                             for k in range(levels):
                                 busy |= mem[k * width + o] != vr
-                            n_upd += busy
+                            busy_count[o] += np.int32(busy)
                     for k in range(levels):
                         th = thresholds[k]
-                        word = np.uint64(0)
                         for o in range(width):
                             x = acc[o] + b[o]
                             vc = mem[k * width + o]
                             if LEVELS == 1:
-                                n_upd += (x != 0) | (vc != vr)
+                                busy_count[o] += np.int32((x != 0) | (vc != vr))
                             h = _charge(vc, x, tau, inv, vr, decay_input)
-                            spike = h >= th
-                            mem[k * width + o] = (vr if hard else h - th) if spike else h
-                            word |= np.uint64(spike) << np.uint64(o)
+                            hs[o] = h
+                            mem[k * width + o] = (vr if hard else h - th) if h >= th else h
+                        word = ge_bits(hs, th, WIDTH)
                         if WIDTH == 64:
                             fired[k, t, base // 64] = word
                         else:
@@ -91,6 +93,9 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
                         moved |= mem[k * width + o] != vr
                         vk[o] = mem[k * width + o]
                 still[blk, p] = moved
+            n_upd = 0
+            for o in range(width):
+                n_upd += busy_count[o]
             updates[blk, oy] = n_upd
     for p in range(n_pos):
         awake[p] = still[:, p].any()

@@ -132,6 +132,40 @@ def add_row(typingctx, acc, w, row, scale, scaled, width):
     return types.void(acc, w, row, scale, scaled, width), codegen
 
 
+@intrinsic
+def _stack_i32(typingctx, size):
+    """An int32 buffer on the stack (``_stack_f32``)."""
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, context.get_value_type(types.int32), size=args[0])
+    return types.CPointer(types.int32)(size), codegen
+
+
+@intrinsic
+def ge_bits(typingctx, h, threshold, width):
+    """The bits ``h[o] >= threshold`` (bit ``o``, ``o < width``, a literal multiple of 16 up to 64) as a
+    uint64: one vector compare and mask move per 16 lanes (the scalar loop ``word |= spike << o``
+    vectorises to 64-bit lanes)."""
+    if not isinstance(width, types.IntegerLiteral):
+        return None
+    lanes = width.literal_value
+    vector = ir.VectorType(ir.FloatType(), 16)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        limit = builder.insert_element(ir.Constant(vector, ir.Undefined), args[1], ir.Constant(ir.IntType(32), 0))
+        limit = builder.shuffle_vector(limit, ir.Constant(vector, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+        word = ir.Constant(ir.IntType(64), 0)
+        for part in range(lanes // 16):
+            h_vec = builder.load(builder.bitcast(builder.gep(data, [ir.Constant(ir.IntType(64), 16 * part)]),
+                                                 vector.as_pointer()), align=4)
+            bits = builder.zext(builder.bitcast(builder.fcmp_ordered(">=", h_vec, limit), ir.IntType(16)),
+                                ir.IntType(64))
+            word = builder.or_(word, builder.shl(bits, ir.Constant(ir.IntType(64), 16 * part)))
+        return word
+    return types.uint64(h, threshold, width), codegen
+
+
 ALIGN = 64  # bytes: one cache line, one AVX-512 vector
 
 

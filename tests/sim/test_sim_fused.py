@@ -177,3 +177,51 @@ def test_residual_models_fuse_and_match(arch, monkeypatch):
     assert calls and (arch != "ds-resnet8" or min(calls) == 3), calls  # DS-ResNet: 3-level MLF layers
     monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
     same_counts(out, EventSimulator(net).run(events, sensor, T, record=True))
+
+
+@nb.njit
+def _add_rows(w, rows, scales, scaled, acc16, acc32, acc64):
+    for j in range(rows.size):
+        if scaled:
+            kernels.add_row(acc16, w[0], rows[j], scales[j], True, 16)
+            kernels.add_row(acc32, w[1], rows[j], scales[j], True, 32)
+            kernels.add_row(acc64, w[2], rows[j], scales[j], True, 64)
+        else:
+            kernels.add_row(acc16, w[0], rows[j], scales[j], False, 16)
+            kernels.add_row(acc32, w[1], rows[j], scales[j], False, 32)
+            kernels.add_row(acc64, w[2], rows[j], scales[j], False, 64)
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_add_row_is_the_scalar_loop(scaled):
+    """``kernels.add_row`` (16-lane vectors) against numpy's float32 ``acc += (v *) w[row]``, row by row,
+    bit for bit, for blocks of 16, 32 and 64 lanes."""
+    rng = np.random.default_rng(5)
+    w = [rng.standard_normal((9, width)).astype(np.float32) for width in (16, 32, 64)]
+    rows = rng.integers(0, 9, 40)
+    scales = rng.integers(1, 4, 40).astype(np.float32) * np.float32(0.7)
+    accs = [rng.standard_normal(width).astype(np.float32) for width in (16, 32, 64)]
+    expected = [a.copy() for a in accs]
+    for row, scale in zip(rows, scales):
+        for e, wk in zip(expected, w):
+            e += scale * wk[row] if scaled else wk[row]
+    _add_rows(tuple(w), rows, scales, scaled, *accs)
+    for got, want in zip(accs, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@nb.njit
+def _ge_bits(h16, h32, h64, threshold):
+    return kernels.ge_bits(h16, threshold, 16), kernels.ge_bits(h32, threshold, 32), kernels.ge_bits(h64, threshold,
+                                                                                                     64)
+
+
+def test_ge_bits_packs_the_comparison_in_lane_order():
+    """Bit ``o`` of ``kernels.ge_bits`` is ``h[o] >= threshold``: equal values fire, NaN does not."""
+    rng = np.random.default_rng(6)
+    threshold = np.float32(0.5)
+    hs = [rng.choice(np.array([0.25, 0.5, 0.75, np.nan, -1.0], np.float32), width) for width in (16, 32, 64)]
+    hs[2][63] = threshold  # the top bit of a full word
+    for h, word in zip(hs, _ge_bits(*hs, threshold)):
+        want = sum(1 << o for o in range(h.size) if h[o] >= threshold)
+        assert int(word) == want
