@@ -11,7 +11,9 @@ A step's events become CSR rows of (channels-last pixel index ``(y * W + x) * P 
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 
 def check_sensor_size(sensor_size) -> tuple[int, int, int]:
@@ -91,26 +93,50 @@ def bin_edges(t: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.n
     return np.searchsorted(t, starts), np.searchsorted(t, ends)
 
 
-def pixel_index(events: np.ndarray, sensor_size: tuple[int, int, int]) -> np.ndarray:
-    """Channels-last flat index ``(y * W + x) * P + p`` of each event."""
-    width, _, polarities = sensor_size
-    y = events["y"].astype(np.int64) if "y" in events.dtype.names else 0
-    p = events["p"].astype(np.int64) if polarities > 1 else 0
-    return (y * width + events["x"].astype(np.int64)) * polarities + p
-
-
 def events_to_csr(events: np.ndarray, sensor_size, lo: np.ndarray, hi: np.ndarray):
-    """CSR ``(ptr, idx, val)`` of per-step pixel counts for the event ranges ``[lo_i, hi_i)``
-    (one sort for all steps: key ``step * pixels + pixel``)."""
-    pixels = int(np.prod(sensor_size))
-    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
-    lengths = np.maximum(hi - lo, 0)
-    step = np.repeat(np.arange(len(lo), dtype=np.int64), lengths)
-    take = np.arange(lengths.sum(), dtype=np.int64) + np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
-    keys, counts = np.unique(step * pixels + pixel_index(events[take], sensor_size), return_counts=True)
-    ptr = np.zeros(len(lo) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(keys // pixels, minlength=len(lo)), out=ptr[1:])
-    return ptr, keys % pixels, counts.astype(np.float32)
+    """CSR ``(ptr, idx, val)`` of per-step pixel counts for the event ranges ``[lo_i, hi_i)``: the
+    channels-last pixel index ``(y * W + x) * P + p`` of each event, counted per step, pixels in
+    increasing order."""
+    width, _, polarities = sensor_size
+    x = events["x"]
+    y = events["y"] if "y" in events.dtype.names else x  # not read without a y field
+    p = events["p"] if polarities > 1 else x  # not read with one polarity
+    return _count_pixels(x, y, p, "y" in events.dtype.names, polarities > 1, np.asarray(lo, dtype=np.int64),
+                         np.asarray(hi, dtype=np.int64), width, polarities, int(np.prod(sensor_size)))
+
+
+@nb.njit(cache=True)
+def _count_pixels(x, y, p, has_y, has_p, lo, hi, width, polarities, pixels):
+    """``events_to_csr``'s counts: per step, a counter per pixel and a bitmap of the pixels met,
+    read back in increasing order (trailing-zero counts) and cleared."""
+    steps = lo.size
+    total = 0
+    for s in range(steps):
+        total += max(hi[s] - lo[s], 0)
+    idx = np.empty(total, dtype=np.int64)
+    val = np.empty(total, dtype=np.float32)
+    ptr = np.zeros(steps + 1, dtype=np.int64)
+    count = np.zeros(pixels, dtype=np.int64)
+    met = np.zeros((pixels + 63) // 64, dtype=np.uint64)
+    j = 0
+    for s in range(steps):
+        for e in range(lo[s], hi[s]):
+            q = ((np.int64(y[e]) if has_y else 0) * width + np.int64(x[e])) * polarities
+            if has_p:
+                q += np.int64(p[e])
+            count[q] += 1
+            met[q >> 6] |= np.uint64(1) << np.uint64(q & 63)
+        for k in range(met.size):
+            word = met[k]
+            while word != 0:
+                q = k * 64 + np.int64(trailing_zeros(word))
+                idx[j], val[j] = q, count[q]
+                count[q] = 0
+                j += 1
+                word &= word - np.uint64(1)
+            met[k] = 0
+        ptr[s + 1] = j
+    return ptr, idx[:j].copy(), val[:j].copy()
 
 
 def frames_to_csr(frames: np.ndarray):
