@@ -56,29 +56,32 @@ def conv_scatter(ptr, idx, val, geometry, w_t, out, touched, fan_weighted, fan_p
     """
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kh, kw, c_out = w_t.shape[1], w_t.shape[2], w_t.shape[3]
+    inv_c, inv_w, inv_sh, inv_sw = 1.0 / c_in, 1.0 / w_in, 1.0 / sh, 1.0 / sw
     for t in nb.prange(ptr.shape[0] - 1):
         row = out[t]
         flags = touched[t]
         weighted = 0.0
         plain = 0.0
         for e in range(ptr[t], ptr[t + 1]):
-            flat = idx[e]
-            c = flat % c_in
-            pos = flat // c_in
-            x = pos % w_in
-            y = pos // w_in
+            pos, c = divide(idx[e], c_in, inv_c)
+            y, x = divide(pos, w_in, inv_w)
             v = val[e]
             reached = 0
             for ky in range(kh):
                 ny = y + ph - ky * dh
-                if ny < 0 or ny % sh != 0 or ny // sh >= h_out:
+                if ny < 0:
                     continue
-                oy = ny // sh
+                oy, ry = divide(ny, sh, inv_sh)
+                if ry != 0 or oy >= h_out:
+                    continue
                 for kx in range(kw):
                     nx = x + pw - kx * dw
-                    if nx < 0 or nx % sw != 0 or nx // sw >= w_out:
+                    if nx < 0:
                         continue
-                    position = oy * w_out + nx // sw
+                    ox, rx = divide(nx, sw, inv_sw)
+                    if rx != 0 or ox >= w_out:
+                        continue
+                    position = oy * w_out + ox
                     # 1-D slices on both sides: LLVM vectorises this loop (3x faster than row[base + o])
                     dst = row[position * c_out:(position + 1) * c_out]
                     if not flags[position]:  # first touch: zero it (untouched ones are never read)
@@ -92,6 +95,19 @@ def conv_scatter(ptr, idx, val, geometry, w_t, out, touched, fan_weighted, fan_p
             plain += reached * c_out
         fan_weighted[t] = weighted
         fan_plain[t] = plain
+
+
+@nb.njit(inline="always")
+def divide(n, d, inv):
+    """``(n // d, n % d)`` for ``0 <= n < 2**52``, ``d >= 1``, ``inv = 1.0 / d``: a float64 multiply,
+    off by at most one, then corrected (an integer division per event costs 15-40 cycles)."""
+    q = np.int64(n * inv)
+    r = n - q * d
+    if r < 0:
+        q, r = q - 1, r + d
+    elif r >= d:
+        q, r = q + 1, r - d
+    return q, r
 
 
 @intrinsic
@@ -350,14 +366,12 @@ def pool_scatter(ptr, idx, val, geometry, h_in, out, use_max):
         lo_y[y], hi_y[y] = max(0, (y + ph - kh + sh) // sh), min(h_out, (y + ph) // sh + 1)
     for x in range(w_in):
         lo_x[x], hi_x[x] = max(0, (x + pw - kw + sw) // sw), min(w_out, (x + pw) // sw + 1)
+    inv_c, inv_w = 1.0 / c_n, 1.0 / w_in
     for t in nb.prange(ptr.shape[0] - 1):
         row = out[t]
         for e in range(ptr[t], ptr[t + 1]):
-            flat = idx[e]
-            pos = flat // c_n
-            c = flat - pos * c_n
-            y = pos // w_in
-            x = pos - y * w_in
+            pos, c = divide(idx[e], c_n, inv_c)
+            y, x = divide(pos, w_in, inv_w)
             v = val[e]
             for oy in range(lo_y[y], hi_y[y]):
                 for ox in range(lo_x[x], hi_x[x]):

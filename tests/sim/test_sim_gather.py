@@ -2,6 +2,7 @@
 or MLF layer it feeds: ``fused.gather_neuron``) gives the dense run's spikes and exactly the scatter
 kernel's currents, counts and logits."""
 
+import numba as nb
 import numpy as np
 import pytest
 import torch
@@ -53,3 +54,25 @@ def test_site_index_rejects_unsorted_steps():
     fans = np.zeros(1), np.zeros(1)
     assert not kernels.site_index(ptr, idx, val, True, geometry, 3, 3, 1, np.empty((1, 9), np.int64),
                                   np.empty(2, np.int64), *fans)
+
+
+@nb.njit
+def _divide_all(n, d):
+    q, r = np.empty_like(n), np.empty_like(n)
+    for i in range(n.size):
+        q[i], r[i] = kernels.divide(n[i], d[i], 1.0 / d[i])
+    return q, r
+
+
+def test_divide_is_integer_divmod():
+    """``kernels.divide`` (float reciprocal, corrected) equals ``divmod`` from 0 to 2**52 - 1, at exact
+    multiples and one below them, for small and large divisors."""
+    rng = np.random.default_rng(3)
+    d = np.concatenate([rng.integers(1, 10, 4000), rng.integers(1, 1 << 20, 4000), rng.integers(1, 1 << 40, 2000)])
+    n = np.concatenate([rng.integers(0, 1 << 52, 6000), rng.integers(0, 1000, 4000)])
+    multiples = (n // d) * d
+    n = np.concatenate([n, multiples, np.maximum(multiples - 1, 0), np.full(3, (1 << 52) - 1)])
+    d = np.concatenate([d, d, d, np.array([1, 3, (1 << 26) + 1])])
+    q, r = _divide_all(n.astype(np.int64), d.astype(np.int64))
+    np.testing.assert_array_equal(q, n // d)
+    np.testing.assert_array_equal(r, n % d)
