@@ -226,6 +226,24 @@ def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per
     return c_out >= width and dw == 1 and nnz * kh * kw >= per_window * steps * h_out * w_out * sh * sw
 
 
+@nb.njit(inline="always")
+def reach(geometry, kh, kw, h_in):
+    """The output rows each input row reaches, and the output columns each input column reaches:
+    an input at ``(y, x)`` has ``reach_y[y] * reach_x[x] * C_out`` synapses."""
+    c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
+    reach_y = np.zeros(h_in, dtype=np.int64)
+    reach_x = np.zeros(w_in, dtype=np.int64)
+    for y in range(h_in):
+        for ky in range(kh):
+            ny = y + ph - ky * dh
+            reach_y[y] += ny >= 0 and ny % sh == 0 and ny // sh < h_out
+    for x in range(w_in):
+        for kx in range(kw):
+            nx = x + pw - kx * dw
+            reach_x[x] += nx >= 0 and nx % sw == 0 and nx // sw < w_out
+    return reach_y, reach_x
+
+
 @nb.njit(parallel=True, cache=True)
 def site_index(ptr, idx, val, binary, geometry, kh, kw, c_out, site_ptr, code, fan_weighted, fan_plain):
     """Per step ``t``, the events at input site ``s`` are ``site_ptr[t, s]:site_ptr[t, s + 1]``, and
@@ -235,16 +253,7 @@ def site_index(ptr, idx, val, binary, geometry, kh, kw, c_out, site_ptr, code, f
     equal). False if a step's ``idx`` is not increasing (the sites would not be contiguous)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     n_sites = site_ptr.shape[1] - 1
-    reach_y = np.zeros(n_sites // w_in, dtype=np.int64)  # output rows (columns) an input row reaches
-    reach_x = np.zeros(w_in, dtype=np.int64)
-    for y in range(n_sites // w_in):
-        for ky in range(kh):
-            ny = y + ph - ky * dh
-            reach_y[y] += ny >= 0 and ny % sh == 0 and ny // sh < h_out
-    for x in range(w_in):
-        for kx in range(kw):
-            nx = x + pw - kx * dw
-            reach_x[x] += nx >= 0 and nx % sw == 0 and nx // sw < w_out
+    reach_y, reach_x = reach(geometry, kh, kw, n_sites // w_in)
     ordered = np.ones(ptr.shape[0] - 1, dtype=np.bool_)
     for t in nb.prange(ptr.shape[0] - 1):  # sites walked in order: no division per event
         sp = site_ptr[t]

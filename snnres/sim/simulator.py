@@ -51,7 +51,9 @@ class Signal:
 
     A synaptic layer's current comes with ``touched [T, P]`` (positions that got input) and its
     ``bias`` per channel, added when the current is read; other currents are complete. A gathered
-    conv's current is summed when first read (``gathered``, ``ready``).
+    conv's current is summed when first read (``gathered``, ``ready``). A fused pass's spikes stay
+    bit planes (``fired``, with ``ptr``) until a reader needs the list (``emitted``); a gathered
+    conv indexes them straight from the bits.
     """
 
     ptr: np.ndarray | None = None
@@ -63,6 +65,7 @@ class Signal:
     integer: bool = True
     gathered: Gathered | None = None
     partial: bool = False  # a scattered current: valid only at touched positions (``complete``)
+    fired: np.ndarray | None = None  # spike bits [K, T, N / 64] of ``fused.gather_neuron``; idx, val: None
 
     @property
     def steps(self) -> int:
@@ -136,6 +139,13 @@ def ready(sig: Signal, state: SimState) -> Signal:
     return sig
 
 
+def emitted(sig: Signal) -> Signal:
+    """``sig`` with its spike list read out of a fused pass's bit planes (once)."""
+    if sig.fired is not None and sig.idx is None:
+        sig.idx, sig.val = fused.emit_bits(sig.fired, sig.ptr)
+    return sig
+
+
 def complete(sig: Signal) -> Signal:
     """A scattered current with its untouched positions zeroed (once: the scatter zeroes a
     position only when it first reaches it, and a neuron layer reads only touched positions)."""
@@ -148,7 +158,7 @@ def complete(sig: Signal) -> Signal:
 
 def full_current(sig: Signal, size: int) -> np.ndarray:
     """The dense ``[T, N]`` input a layer delivers, bias included."""
-    complete(sig)
+    complete(emitted(sig))
     if sig.current is None:
         out = np.zeros((sig.steps, size), dtype=np.float32)
         kernels.densify(sig.ptr, sig.idx, sig.val, out)
@@ -160,7 +170,7 @@ def full_current(sig: Signal, size: int) -> np.ndarray:
 
 def as_events(sig: Signal, size: int) -> Signal:
     if sig.current is None:
-        return sig
+        return emitted(sig)
     ptr, idx, val = kernels.compact(full_current(sig, size))
     return Signal(ptr, idx, val, integer=False)
 
@@ -181,13 +191,14 @@ def _count(state: SimState, node, sig: Signal, weighted: np.ndarray, plain: np.n
 
 def run_synapse(node, inputs: list[Signal], state: SimState, index: int) -> Signal:
     """Add every input event's weights into the postsynaptic accumulators (a gathered conv: later)."""
-    sig = as_events(inputs[0], state.sizes[node.inputs[0]])
+    sig = inputs[0] if inputs[0].current is None else as_events(inputs[0], state.sizes[node.inputs[0]])
     steps = sig.steps
     weighted, plain = np.zeros(steps), np.zeros(steps)
     gathered = gather_index(node, sig, state, index, weighted, plain) if isinstance(node, ConvNode) else None
     if gathered is not None:
         _count(state, node, sig, weighted, plain)
         return Signal(bias=node.bias, gathered=gathered)
+    emitted(sig)
     positions = node.size // channels(node.shape) if isinstance(node, ConvNode) else 1
     out, touched = accumulators(state, index, steps, node, positions)
     if isinstance(node, ConvNode):
@@ -212,10 +223,15 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     readers = [state.graph.nodes[j] for j in state.graph.consumers(index)]
     fused_next = bool(readers) and all(isinstance(r, NeuronNode) and neuron_fusable(r) for r in readers)
     width = fused_width(c_out) if fused_next else kernels.BLOCK
-    if not kernels.gather_pays(len(sig.idx), steps, node.geometry, node.w_t, 0.5 if fused_next else 8.0, width):
+    n_events = int(sig.ptr[-1] - sig.ptr[0])
+    if not kernels.gather_pays(n_events, steps, node.geometry, node.w_t, 0.5 if fused_next else 8.0, width):
         return None
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
-    code = np.empty(len(sig.idx), dtype=np.int64)
+    code = np.empty(n_events, dtype=np.int64)
+    if sig.fired is not None and sig.idx is None:  # spikes of a fused pass: index the bits
+        val = np.ones(n_events, dtype=np.float32)  # level counts (all 1 for one level)
+        fused.bits_to_sites(sig.fired, sig.ptr, node.geometry, kh, kw, c_out, site_ptr, code, val, weighted, plain)
+        return Gathered(node, index, val, sig.fired.shape[0] == 1, site_ptr, code, width)
     binary = bool(sig.integer and np.all(sig.val == 1))
     if not kernels.site_index(sig.ptr, sig.idx, sig.val, binary, node.geometry, kh, kw, c_out, site_ptr, code,
                               weighted, plain):
@@ -255,8 +271,8 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         updates = fused.gather_neuron(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
                                       bias, v, awake, node.thresholds, node.consts, node.decay_input, node.hard,
                                       fired, g.width)
-        ptr, idx, val = fused.emit_bits(fired)
-        spikes = len(idx) if levels == 1 else int(val.sum(dtype=np.float64))
+        ptr, spikes = fused.bit_counts(fired)
+        out = Signal(ptr, integer=True, fired=fired)
     else:
         current, touched, bias = neuron_input(ready(sig, state), node)
         ptr = np.empty(steps + 1, dtype=np.int64)
@@ -268,13 +284,12 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
                                        node.consts, node.decay_input, node.hard, node.always, parts, ptr, idx, val)
         idx, val = idx[:ptr[-1]].copy(), val[:ptr[-1]].copy()
         spikes = int(val.sum(dtype=np.float64))  # exact past 2**24
-    state.spikes[node.name] = state.spikes.get(node.name, 0) + spikes
+        out = Signal(ptr, idx, val, integer=True)
+    state.spikes[node.name] = state.spikes.get(node.name, 0) + int(spikes)
     state.updates[node.name] = state.updates.get(node.name, 0) + int(updates)
     if state.trains is not None:
-        dense = np.zeros((steps, node.size), dtype=np.float32)
-        kernels.densify(ptr, idx, val, dense)
-        state.trains.setdefault(node.name, []).append(dense)
-    return Signal(ptr, idx, val, integer=True)
+        state.trains.setdefault(node.name, []).append(full_current(out, node.size))
+    return out
 
 
 def run_pool(node: PoolNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
