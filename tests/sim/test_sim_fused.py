@@ -216,32 +216,36 @@ def test_residual_models_fuse_and_match(arch, monkeypatch):
 
 
 @nb.njit
-def _add_rows(w, rows, scales, scaled, acc16, acc32, acc64):
-    for j in range(rows.size):
+def _add_rows(w, code, val, bounds, shift, scaled, acc16, acc32, acc64):
+    for k in range(bounds.shape[0]):
+        start, stop = bounds[k, 0], bounds[k, 1]
         if scaled:
-            kernels.add_row(acc16, w[0], rows[j], scales[j], True, 16)
-            kernels.add_row(acc32, w[1], rows[j], scales[j], True, 32)
-            kernels.add_row(acc64, w[2], rows[j], scales[j], True, 64)
+            kernels.add_rows(acc16, w[0], code, val, start, stop, shift, True, 16)
+            kernels.add_rows(acc32, w[1], code, val, start, stop, shift, True, 32)
+            kernels.add_rows(acc64, w[2], code, val, start, stop, shift, True, 64)
         else:
-            kernels.add_row(acc16, w[0], rows[j], scales[j], False, 16)
-            kernels.add_row(acc32, w[1], rows[j], scales[j], False, 32)
-            kernels.add_row(acc64, w[2], rows[j], scales[j], False, 64)
+            kernels.add_rows(acc16, w[0], code, val, start, stop, shift, False, 16)
+            kernels.add_rows(acc32, w[1], code, val, start, stop, shift, False, 32)
+            kernels.add_rows(acc64, w[2], code, val, start, stop, shift, False, 64)
 
 
 @pytest.mark.parametrize("scaled", [False, True])
-def test_add_row_is_the_scalar_loop(scaled):
-    """``kernels.add_row`` (16-lane vectors) against numpy's float32 ``acc += (v *) w[row]``, row by row,
-    bit for bit, for blocks of 16, 32 and 64 lanes."""
+def test_add_rows_is_the_scalar_loop(scaled):
+    """``kernels.add_rows`` (16-lane vectors, one loop) against numpy's float32 ``acc += (val[j] *)
+    w[code[j] + shift]`` event by event, bit for bit, for blocks of 16, 32 and 64 lanes; empty and
+    reversed ranges add nothing."""
     rng = np.random.default_rng(5)
-    w = [rng.standard_normal((9, width)).astype(np.float32) for width in (16, 32, 64)]
-    rows = rng.integers(0, 9, 40)
-    scales = rng.integers(1, 4, 40).astype(np.float32) * np.float32(0.7)
+    w = [rng.standard_normal((12, width)).astype(np.float32) for width in (16, 32, 64)]
+    code = rng.integers(0, 9, 40)
+    val = rng.integers(1, 4, 40).astype(np.float32) * np.float32(0.7)
+    bounds = np.array([[0, 5], [5, 5], [9, 7], [11, 40], [39, 40]])
     accs = [rng.standard_normal(width).astype(np.float32) for width in (16, 32, 64)]
     expected = [a.copy() for a in accs]
-    for row, scale in zip(rows, scales):
-        for e, wk in zip(expected, w):
-            e += scale * wk[row] if scaled else wk[row]
-    _add_rows(tuple(w), rows, scales, scaled, *accs)
+    for start, stop in bounds:
+        for j in range(start, stop):
+            for e, wk in zip(expected, w):
+                e += val[j] * wk[code[j] + 3] if scaled else wk[code[j] + 3]
+    _add_rows(tuple(w), code, val, bounds, 3, scaled, *accs)
     for got, want in zip(accs, expected):
         np.testing.assert_array_equal(got, want)
 
