@@ -399,6 +399,9 @@ def pool_scatter(ptr, idx, val, geometry, h_in, out, use_max):
     non-negative inputs.
     """
     c_n, w_in, h_out, w_out, kh, kw, sh, sw, ph, pw = geometry
+    if kh <= sh and kw <= sw:
+        _pool_tiles(ptr, idx, val, geometry, out, use_max)
+        return
     # the windows holding row y: oy * sh <= y + ph < oy * sh + kh, i.e. oy in [lo_y[y], hi_y[y])
     lo_y, hi_y = np.empty(h_in, np.int64), np.empty(h_in, np.int64)
     lo_x, hi_x = np.empty(w_in, np.int64), np.empty(w_in, np.int64)
@@ -421,6 +424,33 @@ def pool_scatter(ptr, idx, val, geometry, h_in, out, use_max):
                             row[o] = v
                     else:
                         row[o] += v
+
+
+@nb.njit(parallel=True, cache=True)
+def _pool_tiles(ptr, idx, val, geometry, out, use_max):
+    """``pool_scatter`` where each input lies in at most one window (``k <= stride``: global pooling,
+    2x2 stride 2, ...), in two passes per step: every event's output first, then the sums. In one
+    pass each read-modify-write of ``out`` waited for the previous event's index arithmetic (the
+    CPU cannot tell that the two do not touch the same output): 2-4x slower."""
+    c_n, w_in, h_out, w_out, kh, kw, sh, sw, ph, pw = geometry
+    inv_c, inv_w, inv_sh, inv_sw = 1.0 / c_n, 1.0 / w_in, 1.0 / sh, 1.0 / sw
+    target = np.empty(ptr[-1] - ptr[0], dtype=np.int64)
+    for t in nb.prange(ptr.shape[0] - 1):
+        row = out[t]
+        for e in range(ptr[t], ptr[t + 1]):
+            pos, c = divide(idx[e], c_n, inv_c)
+            y, x = divide(pos, w_in, inv_w)
+            oy, ry = divide(y + ph, sh, inv_sh)
+            ox, rx = divide(x + pw, sw, inv_sw)
+            inside = ry < kh and rx < kw and oy < h_out and ox < w_out
+            target[e - ptr[0]] = (oy * w_out + ox) * c_n + c if inside else -1
+        for e in range(ptr[t], ptr[t + 1]):
+            o = target[e - ptr[0]]
+            if o >= 0:
+                if use_max:
+                    row[o] = max(row[o], val[e])
+                else:
+                    row[o] += val[e]
 
 
 @nb.njit(inline="always")
