@@ -48,32 +48,44 @@ def check_events(events, sensor_size: tuple[int, int, int], sort: bool = False) 
         raise ValueError(f"events have no y field, so the sensor height must be 1, got sensor_size {sensor_size}")
     if len(events) == 0:
         return events
-    t = events["t"]
-    if t.min() < 0:
-        raise ValueError(f"events have negative timestamps (min {int(t.min())}); timestamps must be >= 0")
-    if np.any(np.diff(t) < 0):
+    has_y = "y" in names
+    t_min, unsorted, (x_lo, x_hi), (y_lo, y_hi), (p_lo, p_hi) = _scan(
+        events["t"], events["x"], events["y"] if has_y else events["x"], events["p"])
+    if t_min < 0:
+        raise ValueError(f"events have negative timestamps (min {t_min}); timestamps must be >= 0")
+    if unsorted >= 0:
         if not sort:
-            first = int(np.flatnonzero(np.diff(t) < 0)[0])
+            t = events["t"]
             raise ValueError(
-                f"event timestamps are not sorted (event {first + 1} at t={int(t[first + 1])} comes after "
-                f"t={int(t[first])}); sort them by t or pass sort=True"
+                f"event timestamps are not sorted (event {unsorted + 1} at t={int(t[unsorted + 1])} comes after "
+                f"t={int(t[unsorted])}); sort them by t or pass sort=True"
             )
-        events = events[np.argsort(t, kind="stable")]
-    _check_range(events, "x", width)
-    if "y" in names:
-        _check_range(events, "y", height)
-    p = events["p"].astype(np.int64)
+        events = events[np.argsort(events["t"], kind="stable")]
+    _check_range("x", x_lo, x_hi, width)
+    if has_y:
+        _check_range("y", y_lo, y_hi, height)
     if polarities == 1:
-        if np.unique(p).size > 1:
+        if p_hi != p_lo:
             raise ValueError("sensor_size has one polarity but the events have two; use P=2")
     else:
-        _check_range(events, "p", polarities)
+        _check_range("p", p_lo, p_hi, polarities)
     return events
 
 
-def _check_range(events: np.ndarray, field: str, size: int) -> None:
-    values = events[field].astype(np.int64)
-    low, high = int(values.min()), int(values.max())
+@nb.njit(cache=True)
+def _scan(t, x, y, p):
+    """One pass over the events: the least timestamp, the first event followed by an earlier one (-1:
+    none), and the ranges of x, y and p."""
+    unsorted = -1
+    for e in range(t.size - 1):
+        if t[e + 1] < t[e]:
+            unsorted = e
+            break
+    return (np.int64(t.min()), unsorted, (np.int64(x.min()), np.int64(x.max())),
+            (np.int64(y.min()), np.int64(y.max())), (np.int64(p.min()), np.int64(p.max())))
+
+
+def _check_range(field: str, low: int, high: int, size: int) -> None:
     if low < 0 or high >= size:
         raise ValueError(
             f"events outside the sensor: {field} spans [{low}, {high}], the sensor allows [0, {size - 1}]; "
