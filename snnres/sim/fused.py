@@ -2,7 +2,7 @@
 
 ``conv_gather`` stores a ``[T, N]`` current that the neuron pass reads back; at a few percent
 activity that round trip and the neuron pass's per-position bookkeeping cost as much as the
-sums. Here, for each block of 64 (or 32) output channels and each output position, the
+sums. Here, for each block of 128, 64 or 32 output channels and each output position, the
 window's events are summed in registers step after step (``kernels.window_sum``, the same sums
 in the same order), and the membranes of those neurons stay in registers over the steps, so the
 current never reaches memory. Same spikes, membranes and neuron-update counts as ``conv_gather``
@@ -17,13 +17,13 @@ from numba import types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from .kernels import (BLOCK, NARROW, _charge, _stack_f32, _stack_i32, exact_reciprocal, ge_bits, reach, specialise,
+from .kernels import (BLOCK, NARROW, WIDE, _charge, _stack_f32, _stack_i32, exact_reciprocal, ge_bits, reach, specialise,
                       window_sum)
 
 
 def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
                    hard, fired):
-    """Steps of ``conv -> LIF/MLF`` (``LEVELS`` levels) in whole blocks of ``WIDTH`` (64 or 32)
+    """Steps of ``conv -> LIF/MLF`` (``LEVELS`` levels) in whole blocks of ``WIDTH`` (128, 64 or 32)
     output channels (``C_out % WIDTH == 0``); compiled per (width, levels): ``GATHER_NEURON``.
 
     Neuron ``i = p * C + c`` gets ``X = sum_window val * w + bias[c]``, then per level ``k``
@@ -82,11 +82,11 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
                             h = _charge(vc, x, tau, inv, vr, decay_input)
                             hs[o] = h
                             mem[k * width + o] = (vr if hard else h - th) if h >= th else h
-                        word = ge_bits(hs, th, WIDTH)
-                        if WIDTH == 64:
-                            fired[k, t, base // 64] = word
+                        if WIDTH == 32:
+                            halves[k, t, base // 32] = np.uint32(ge_bits(hs, th, 32))
                         else:
-                            halves[k, t, base // 32] = np.uint32(word)
+                            for part in range(WIDTH // 64):
+                                fired[k, t, base // 64 + part] = ge_bits(hs[part * 64:], th, 64)
                 moved = False
                 for k in range(levels):
                     vk = v[k, base:base + width]
@@ -218,12 +218,12 @@ def popcount(typingctx, word):
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
 WIDTH, LEVELS, MEMBRANES = BLOCK, 1, BLOCK  # set per variant by ``kernels.specialise`` (MEMBRANES = WIDTH * LEVELS)
 GATHER_NEURON = {(width, levels): specialise(_gather_neuron, WIDTH=width, LEVELS=levels, MEMBRANES=width * levels)
-                 for width in (BLOCK, NARROW) for levels in range(1, MAX_LEVELS + 1)}  # compiled when first used
+                 for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)}  # compiled when first used
 
 
 def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
                   hard, fired, width: int = BLOCK) -> int:
-    """``_gather_neuron`` in blocks of ``width`` (64 or 32) channels with ``len(thresholds)`` levels;
+    """``_gather_neuron`` in blocks of ``width`` (128, 64 or 32) channels with ``len(thresholds)`` levels;
     ``w_b = kernels.conv_blocks(w_t, width)``. Returns the neuron updates."""
     return GATHER_NEURON[width, len(thresholds)](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake,
                                                  thresholds, consts, decay_input, hard, fired)

@@ -27,6 +27,7 @@ from llvmlite import ir
 
 BLOCK = 64  # output channels summed in registers by ``conv_gather`` (four AVX-512 vectors)
 NARROW = 32  # the block of a fused layer of 32 (or 96, ...) channels
+WIDE = 128  # the block of a fused one-level layer of 128, 256, ... channels (half the passes over the events)
 
 
 def specialise(fn, **constants):
@@ -650,9 +651,9 @@ def densify(ptr, idx, val, out):
 
 
 WIDTH = BLOCK  # the register block of ``_conv_gather`` (set per variant by ``specialise``)
-CONV_GATHER = {width: specialise(_conv_gather, WIDTH=width) for width in (BLOCK, NARROW)}
+CONV_GATHER = {width: specialise(_conv_gather, WIDTH=width) for width in (BLOCK, NARROW, WIDE)}
 
 
 def conv_gather(val, binary, site_ptr, code, geometry, w_b, kh, out, touched, width: int = BLOCK) -> None:
-    """``_conv_gather`` in blocks of ``width`` (64 or 32) channels; ``w_b = conv_blocks(w_t, width)``."""
+    """``_conv_gather`` in blocks of ``width`` (64, 32 or 128) channels; ``w_b = conv_blocks(w_t, width)``."""
     CONV_GATHER[width](val, binary, site_ptr, code, geometry, w_b, kh, out, touched)

@@ -26,14 +26,15 @@ LIFS = {  # tau 2 and 4: multiplied by 1/tau (exact); 1.5 and 3: divided
 
 def fusable_net(rng, lif) -> TimeSequential:
     """Neuron layers behind convs of 32 (the sensor's events: counts, not spikes), 64 (stride 2), 96
-    (three blocks of 32) and 128 channels (two blocks of 64, no padding in x, no BN: no bias)."""
+    (three blocks of 32) and 256 channels (two blocks of 128 for one level, four of 64 for more; no
+    padding in x, no BN: no bias)."""
     torch.manual_seed(int(rng.integers(1 << 30)))
     net = TimeSequential(
         nn.Conv2d(2, 32, 3, padding=1), nn.BatchNorm2d(32), lif(),
         nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), lif(),
         nn.Conv2d(64, 96, 3, padding=1, bias=False), nn.BatchNorm2d(96), lif(),
-        nn.Conv2d(96, 128, 3, padding=(1, 0), bias=False), lif(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 5),
+        nn.Conv2d(96, 256, 3, padding=(1, 0), bias=False), lif(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 5),
     )
     return dyadic_(net, rng)
 
@@ -76,11 +77,13 @@ def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
     sensor, T = (15, 13, 2) if kind in ("soft", "slow") else (16, 14, 2), 6  # 15 x 13: an odd number of 32-blocks
     net = fusable_net(rng, LIFS[kind])
     events = random_events(rng, sensor, 16 * 14 * 2 * 3)
-    calls = fused_calls(monkeypatch, lambda args: args[8].shape)  # v [K, N]
+    calls = fused_calls(monkeypatch, lambda args: (args[8].shape, args[-1]))  # v [K, N], width
     gather_whenever_possible(monkeypatch)
     dense = assert_same_run(net, events, sensor, T)
     sizes = sorted(int(np.prod(train.shape[1:])) for train in dense.spike_trains.values())
-    assert sorted(c[1] for c in calls) == sizes, "every neuron layer fuses"
+    assert sorted(shape[1] for shape, _ in calls) == sizes, "every neuron layer fuses"
+    levels = calls[0][0][0]
+    assert [width for _, width in calls] == [32, 64, 32, 128 if levels == 1 else 64]
     out, membranes = run_with_state(net, events, sensor, T)
     assert sum(out.spikes_per_layer.values()) > 0
     monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
