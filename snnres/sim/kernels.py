@@ -247,15 +247,24 @@ def conv_blocks(w_t: np.ndarray, width: int = BLOCK) -> np.ndarray:
     return aligned(padded.reshape(c_in * kh * kw, n, width).transpose(1, 0, 2))
 
 
-def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, per_window: float = 8.0,
+def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, fused: bool = False,
                 width: int = BLOCK) -> bool:
     """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks of ``width`` channels,
-    no x-dilation, and at least ``per_window`` events per output window on average (its cost per
-    output position is fixed). With the neuron layer after it fused (``fused.gather_neuron``), which
-    also saves the neuron pass, half an event per window is enough (measured: ``benchmarks/README.md``)."""
+    no x-dilation, and at least 8 events per output window on average (its cost per output position
+    is fixed). With the neuron layer after it fused (``fused.gather_neuron``, which also saves the
+    neuron pass), half an event per window is enough, once at least 0.15% of the inputs are active
+    per step, and any number from 0.4%: the two-pass neuron layer visits every position away from
+    rest, and a neuron touched once stays away from rest for many steps, so from a few tenths of a
+    percent it visits most positions anyway, at ~3x the fused pass's cost per neuron (measured:
+    ``benchmarks/README.md``)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     kh, kw, c_out = w_t.shape[1:]
-    return c_out >= width and dw == 1 and nnz * kh * kw >= per_window * steps * h_out * w_out * sh * sw
+    if c_out < width or dw != 1:
+        return False
+    inputs = steps * h_out * w_out * sh * sw  # input positions (as many as the windows tile) x steps
+    if not fused:
+        return nnz * kh * kw >= 8 * inputs
+    return nnz * 10_000 >= 15 * inputs * c_in and (nnz * kh * kw * 2 >= inputs or nnz * 1000 >= 4 * inputs * c_in)
 
 
 @nb.njit(inline="always")

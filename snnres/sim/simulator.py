@@ -225,7 +225,7 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     levels = max((len(r.thresholds) for r in readers if isinstance(r, NeuronNode)), default=1)
     width = fused_width(c_out, levels) if fused_next else kernels.BLOCK
     n_events = int(sig.ptr[-1] - sig.ptr[0])
-    if not kernels.gather_pays(n_events, steps, node.geometry, node.w_t, 0.5 if fused_next else 8.0, width):
+    if not kernels.gather_pays(n_events, steps, node.geometry, node.w_t, fused_next, width):
         return None
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(n_events, dtype=np.int64)

@@ -61,8 +61,8 @@ def fused_calls(monkeypatch, record) -> list:
 def gather_whenever_possible(monkeypatch) -> None:
     """Gather every conv that can be gathered, busy or not (``gather_pays``' shape conditions only)."""
     pays = kernels.gather_pays
-    monkeypatch.setattr(kernels, "gather_pays", lambda nnz, steps, geometry, w_t, per_window, width: nnz > 0 and pays(
-        1 << 40, steps, geometry, w_t, per_window, width))
+    monkeypatch.setattr(kernels, "gather_pays", lambda nnz, steps, geometry, w_t, fused, width: nnz > 0 and pays(
+        1 << 40, steps, geometry, w_t, fused, width))
 
 
 def same_counts(a, b):
@@ -106,7 +106,7 @@ def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
     one_shot = EventSimulator(net).run(torch.from_numpy(frames), record=True)
     calls = fused_calls(monkeypatch, lambda args: 1)
     pays = kernels.gather_pays
-    monkeypatch.setattr(kernels, "gather_pays", lambda *a: pays(*a[:4], 8.0))  # the quiet steps scatter
+    monkeypatch.setattr(kernels, "gather_pays", lambda *a: pays(*a[:4], False))  # the quiet steps scatter
     stream = EventSimulator(net).stream(record=True)
     fused_chunks = []
     for lo in range(0, 8, 2):
