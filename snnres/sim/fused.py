@@ -60,39 +60,12 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
             for ox in range(w_out):
                 p = oy * w_out + ox
                 base = p * c_out + lo
-                for k in range(levels):
-                    vk = v[k, base:base + width]  # a 1-D slice: the copy vectorises (2-D indexing does not)
-                    for o in range(width):
-                        mem[k * width + o] = vk[o]
+                _load(v, mem, base, levels, width)
                 for t in range(steps):
                     window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width)
-                    if LEVELS > 1:  # counted as neuron_part counts MLF neurons
-                        for o in range(width):
-                            busy = acc[o] + b[o] != 0
-                            for k in range(levels):
-                                busy |= mem[k * width + o] != vr
-                            busy_count[o] += np.int32(busy)
-                    for k in range(levels):
-                        th = thresholds[k]
-                        for o in range(width):
-                            x = acc[o] + b[o]
-                            vc = mem[k * width + o]
-                            if LEVELS == 1:
-                                busy_count[o] += np.int32((x != 0) | (vc != vr))
-                            h = _charge(vc, x, tau, inv, vr, decay_input)
-                            hs[o] = h
-                            mem[k * width + o] = (vr if hard else h - th) if h >= th else h
-                        if WIDTH == 32:
-                            halves[k, t, base // 32] = np.uint32(ge_bits(hs, th, 32))
-                        else:
-                            for part in range(WIDTH // 64):
-                                fired[k, t, base // 64 + part] = ge_bits(hs[part * 64:], th, 64)
-                moved = False
-                for k in range(levels):
-                    vk = v[k, base:base + width]
-                    for o in range(width):
-                        moved |= mem[k * width + o] != vr
-                        vk[o] = mem[k * width + o]
+                    _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
+                          base, levels, width)
+                moved = _store(v, mem, base, vr, levels, width)
                 still[blk, p] = moved
             n_upd = 0
             for o in range(width):
@@ -101,6 +74,115 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
     for p in range(n_pos):
         awake[p] = still[:, p].any()
     return updates.sum()
+
+
+def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts, decay_input, hard, fired):
+    """A neuron layer fed by a current ``[T, N]`` (valid where ``touched [T, P]``; 0 elsewhere), as
+    ``kernels.neuron_part`` computes it, position by position: a block of ``WIDTH`` neurons keeps
+    its membranes in registers over all steps (``neuron_part`` goes step by step and reads and
+    writes every membrane at every step), and spikes go to bit planes ``fired`` as in
+    ``_gather_neuron``. A position is skipped only if no step touches it, it is at rest and
+    ``visit_all`` (a bias, or a threshold at or below rest) is False: then it stays at rest. Same
+    spikes, membranes, ``awake`` flags and update counts as ``neuron_part``. Compiled per (width,
+    levels): ``NEURON_BITS``."""
+    width, levels = WIDTH, LEVELS
+    steps, n = current.shape
+    n_pos = touched.shape[1]
+    c = n // n_pos
+    halves = fired.view(np.uint32)
+    tau, vr = consts[0], consts[1]
+    inv = exact_reciprocal(tau)
+    n_blk = c // width
+    updates = np.zeros((n_blk, n_pos), dtype=np.int64)
+    still = np.zeros((n_blk, n_pos), dtype=np.uint8)
+    for blk in range(n_blk):
+        lo = blk * width
+        b = bias[lo:lo + width]
+        for p in nb.prange(n_pos):
+            acc = nb.carray(_stack_f32(WIDTH), WIDTH)
+            mem = nb.carray(_stack_f32(MEMBRANES), MEMBRANES)
+            hs = nb.carray(_stack_f32(WIDTH), WIDTH)
+            busy_count = nb.carray(_stack_i32(WIDTH), WIDTH)
+            base = p * c + lo
+            visit = visit_all or awake[p] != 0
+            for t in range(steps):
+                visit |= touched[t, p] != 0
+            if not visit:  # at rest all along: no spike
+                for t in range(steps):
+                    for k in range(levels):
+                        if WIDTH == 32:
+                            halves[k, t, base // 32] = 0
+                        else:
+                            for part in range(WIDTH // 64):
+                                fired[k, t, base // 64 + part] = 0
+                continue
+            for o in range(width):
+                busy_count[o] = 0
+            _load(v, mem, base, levels, width)
+            for t in range(steps):
+                row = current[t, base:base + width]
+                flag = touched[t, p] != 0
+                for o in range(width):
+                    acc[o] = row[o] if flag else 0
+                _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
+                      base, levels, width)
+            still[blk, p] = _store(v, mem, base, vr, levels, width)
+            n_upd = 0
+            for o in range(width):
+                n_upd += busy_count[o]
+            updates[blk, p] = n_upd
+    for p in range(n_pos):
+        awake[p] = still[:, p].any()
+    return updates.sum()
+
+
+@nb.njit(inline="always")
+def _load(v, mem, base, levels, width):
+    """A block's membranes into ``mem`` (level ``k`` at ``mem[k * width:]``)."""
+    for k in range(levels):
+        vk = v[k, base:base + width]  # a 1-D slice: the copy vectorises (2-D indexing does not)
+        for o in range(width):
+            mem[k * width + o] = vk[o]
+
+
+@nb.njit(inline="always")
+def _store(v, mem, base, vr, levels, width):
+    """``mem`` back into ``v``; whether a neuron is away from rest."""
+    moved = False
+    for k in range(levels):
+        vk = v[k, base:base + width]
+        for o in range(width):
+            moved |= mem[k * width + o] != vr
+            vk[o] = mem[k * width + o]
+    return moved
+
+
+@nb.njit(inline="always")
+def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t, base, levels,
+          width):
+    """One step of a block of ``width`` neurons with input ``acc + b``: membranes ``mem``, spikes to bit planes,
+    updates counted per lane (MLF neurons as ``neuron_part`` counts them)."""
+    if levels > 1:
+        for o in range(width):
+            busy = acc[o] + b[o] != 0
+            for k in range(levels):
+                busy |= mem[k * width + o] != vr
+            busy_count[o] += np.int32(busy)
+    for k in range(levels):
+        th = thresholds[k]
+        for o in range(width):
+            x = acc[o] + b[o]
+            vc = mem[k * width + o]
+            if levels == 1:
+                busy_count[o] += np.int32((x != 0) | (vc != vr))
+            h = _charge(vc, x, tau, inv, vr, decay_input)
+            hs[o] = h
+            mem[k * width + o] = (vr if hard else h - th) if h >= th else h
+        if width == 32:
+            halves[k, t, base // 32] = np.uint32(ge_bits(hs, th, 32))
+        else:
+            for part in range(width // 64):
+                fired[k, t, base // 64 + part] = ge_bits(hs[part * 64:], th, 64)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -217,8 +299,11 @@ def popcount(typingctx, word):
 
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
 WIDTH, LEVELS, MEMBRANES = BLOCK, 1, BLOCK  # set per variant by ``kernels.specialise`` (MEMBRANES = WIDTH * LEVELS)
+VARIANTS = [(width, levels) for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)]
 GATHER_NEURON = {(width, levels): specialise(_gather_neuron, WIDTH=width, LEVELS=levels, MEMBRANES=width * levels)
-                 for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)}  # compiled when first used
+                 for width, levels in VARIANTS}  # compiled when first used
+NEURON_BITS = {(width, levels): specialise(_neuron_bits, WIDTH=width, LEVELS=levels, MEMBRANES=width * levels)
+               for width, levels in VARIANTS}
 
 
 def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
@@ -227,3 +312,11 @@ def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake
     ``w_b = kernels.conv_blocks(w_t, width)``. Returns the neuron updates."""
     return GATHER_NEURON[width, len(thresholds)](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake,
                                                  thresholds, consts, decay_input, hard, fired)
+
+
+def neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts, decay_input, hard, fired,
+                width: int = BLOCK) -> int:
+    """``_neuron_bits`` in blocks of ``width`` channels with ``len(thresholds)`` levels. Returns the
+    neuron updates."""
+    return NEURON_BITS[width, len(thresholds)](current, touched, bias, visit_all, v, awake, thresholds, consts,
+                                               decay_input, hard, fired)

@@ -267,14 +267,24 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         rest.fill(node.consts[1])
         state.membranes[index] = (rest, np.zeros(node.size // channels(node.shape), dtype=np.uint8))
     v, awake = state.membranes[index]
-    if fuses(sig, node):
-        g, levels = sig.gathered, len(node.thresholds)
+    levels = len(node.thresholds)
+    if fuses(sig, node) or neuron_fusable(node):
         fired = state.graph.buffer((index, "fired"), (levels, steps, -(-node.size // 64)), np.uint64, zero=False)
         fired[..., -1] = 0  # every bit is written but the unused high half of an odd number of 32-blocks
+    if fuses(sig, node):
+        g = sig.gathered
         bias = sig.bias if sig.bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
         updates = fused.gather_neuron(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
                                       bias, v, awake, node.thresholds, node.consts, node.decay_input, node.hard,
                                       fired, g.width)
+        ptr, spikes = fused.bit_counts(fired)
+        out = Signal(ptr, integer=True, fired=fired)
+    elif neuron_fusable(node):  # a current from elsewhere: the same update, membranes in registers over the steps
+        current, touched, bias = neuron_input(ready(sig, state), node)
+        bias_row = bias if bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
+        updates = fused.neuron_bits(current, touched, bias_row, bias is not None or node.always, v, awake,
+                                    node.thresholds, node.consts, node.decay_input, node.hard, fired,
+                                    fused_width(channels(node.shape), levels))
         ptr, spikes = fused.bit_counts(fired)
         out = Signal(ptr, integer=True, fired=fired)
     else:
