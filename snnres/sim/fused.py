@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
-from numba import types
-from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic
 
-from .kernels import (BLOCK, NARROW, WIDE, _charge, _stack_f32, _stack_i32, exact_reciprocal, ge_bits, reach, specialise,
-                      window_sum)
+from .intrinsics import ge_bits, stack_f32, stack_i32
+from .kernels import BLOCK, NARROW, WIDE, _charge, exact_reciprocal, specialise, window_sum
 
 
 def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
@@ -51,10 +48,10 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
         lo = blk * width
         w, b = w_b[blk], bias[lo:lo + width]
         for oy in nb.prange(h_out):
-            acc = nb.carray(_stack_f32(WIDTH), WIDTH)  # both kept in registers
-            mem = nb.carray(_stack_f32(MEMBRANES), MEMBRANES)  # level k: mem[k * width:]
-            hs = nb.carray(_stack_f32(WIDTH), WIDTH)
-            busy_count = nb.carray(_stack_i32(WIDTH), WIDTH)  # per lane: no horizontal sum per step
+            acc = nb.carray(stack_f32(WIDTH), WIDTH)  # both kept in registers
+            mem = nb.carray(stack_f32(MEMBRANES), MEMBRANES)  # level k: mem[k * width:]
+            hs = nb.carray(stack_f32(WIDTH), WIDTH)
+            busy_count = nb.carray(stack_i32(WIDTH), WIDTH)  # per lane: no horizontal sum per step
             for o in range(width):
                 busy_count[o] = 0
             for ox in range(w_out):
@@ -99,10 +96,10 @@ def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts
         lo = blk * width
         b = bias[lo:lo + width]
         for p in nb.prange(n_pos):
-            acc = nb.carray(_stack_f32(WIDTH), WIDTH)
-            mem = nb.carray(_stack_f32(MEMBRANES), MEMBRANES)
-            hs = nb.carray(_stack_f32(WIDTH), WIDTH)
-            busy_count = nb.carray(_stack_i32(WIDTH), WIDTH)
+            acc = nb.carray(stack_f32(WIDTH), WIDTH)
+            mem = nb.carray(stack_f32(MEMBRANES), MEMBRANES)
+            hs = nb.carray(stack_f32(WIDTH), WIDTH)
+            busy_count = nb.carray(stack_i32(WIDTH), WIDTH)
             base = p * c + lo
             visit = visit_all or awake[p] != 0
             for t in range(steps):
@@ -183,118 +180,6 @@ def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, ha
         else:
             for part in range(width // 64):
                 fired[k, t, base // 64 + part] = ge_bits(hs[part * 64:], th, 64)
-
-
-@nb.njit(parallel=True, cache=True)
-def bit_counts(fired):
-    """``(ptr, spikes)`` of the spike bits ``fired [K, T, N / 64]`` (``_gather_neuron``): ``ptr[t]:ptr[t + 1]``
-    will hold step ``t``'s neurons that fired at some level (one popcount per word), ``spikes`` is
-    the number of level crossings (a neuron firing at ``k`` levels counts ``k``)."""
-    levels, steps, n_words = fired.shape
-    counts = np.zeros(steps + 1, dtype=np.int64)
-    crossings = np.zeros(steps, dtype=np.int64)
-    for t in nb.prange(steps):
-        total, every = 0, 0
-        for k in range(n_words):
-            total += popcount(_any_level(fired, t, k))
-            if levels > 1:
-                for level in range(levels):
-                    every += popcount(fired[level, t, k])
-        counts[t + 1] = total
-        crossings[t] = every if levels > 1 else total
-    return np.cumsum(counts), crossings.sum()
-
-
-@nb.njit(parallel=True, cache=True)
-def emit_bits(fired, ptr):
-    """CSR ``(idx, val)`` of the spike bits ``fired`` (``ptr``: ``bit_counts``): per step the neurons
-    that fired at some level, in increasing order, with the number of levels that fired (1 for
-    LIF). A word holds ~3 spikes at 5% activity: one trailing-zero count per spike finds them."""
-    levels, steps, n_words = fired.shape
-    idx = np.empty(ptr[steps], dtype=np.int64)
-    val = np.ones(ptr[steps], dtype=np.float32)
-    for t in nb.prange(steps):
-        j = ptr[t]
-        for k in range(n_words):
-            word = _any_level(fired, t, k)
-            while word != 0:
-                bit = np.int64(trailing_zeros(word))
-                idx[j] = k * 64 + bit
-                if levels > 1:
-                    val[j] = _levels_at(fired, t, k, bit)
-                j += 1
-                word &= word - np.uint64(1)
-    return idx, val
-
-
-@nb.njit(parallel=True, cache=True)
-def bits_to_sites(fired, ptr, geometry, kh, kw, c_out, site_ptr, code, val, fan_weighted, fan_plain):
-    """``kernels.site_index`` straight from the spike bits ``fired`` of the layer that feeds a
-    gathered conv (``geometry``: the conv's; neuron ``p * C_in + c`` is input site ``p``, channel
-    ``c``), without listing the spikes first: ``site_ptr``, ``code``, the level counts ``val`` (when
-    ``K > 1``) and the SOP counts, equal to ``site_index`` on ``emit_bits``'s list."""
-    levels, steps, n_words = fired.shape
-    c_in, w_in = geometry[0], geometry[1]
-    n_sites = site_ptr.shape[1] - 1
-    reach_y, reach_x = reach(geometry, kh, kw, n_sites // w_in)
-    taps = kh * kw
-    for t in nb.prange(steps):
-        sp = site_ptr[t]
-        j = ptr[t]
-        weighted, plain, y, x = 0, 0, 0, 0
-        for site in range(n_sites):
-            sp[site] = j
-            first, start, count = site * c_in, j, 0
-            for k in range(first >> 6, (first + c_in + 63) >> 6):  # the words holding the site's channels
-                word = _any_level(fired, t, k)
-                lo, hi = first - k * 64, first + c_in - k * 64
-                if lo > 0:
-                    word &= ~((np.uint64(1) << np.uint64(lo)) - np.uint64(1))
-                if hi < 64:
-                    word &= (np.uint64(1) << np.uint64(hi)) - np.uint64(1)
-                while word != 0:
-                    bit = np.int64(trailing_zeros(word))
-                    code[j] = (k * 64 + bit - first) * taps + x
-                    if levels > 1:
-                        val[j] = _levels_at(fired, t, k, bit)
-                        count += np.int64(val[j])
-                    j += 1
-                    word &= word - np.uint64(1)
-            fan = reach_y[y] * reach_x[x] * c_out
-            plain += (j - start) * fan
-            weighted += (count if levels > 1 else j - start) * fan
-            x += 1
-            if x == w_in:
-                x, y = 0, y + 1
-        sp[n_sites] = j
-        fan_weighted[t] = weighted
-        fan_plain[t] = plain
-
-
-@nb.njit(inline="always")
-def _levels_at(fired, t, k, bit):
-    """The number of levels at which bit ``bit`` of word ``k`` of step ``t`` fired."""
-    n = np.uint64(0)
-    for level in range(fired.shape[0]):
-        n += (fired[level, t, k] >> np.uint64(bit)) & np.uint64(1)
-    return np.float32(n)
-
-
-@nb.njit(inline="always")
-def _any_level(fired, t, k):
-    """Word ``k`` of step ``t``: the neurons that fired at some level."""
-    word = fired[0, t, k]
-    for level in range(1, fired.shape[0]):
-        word |= fired[level, t, k]
-    return word
-
-
-@intrinsic
-def popcount(typingctx, word):
-    """The number of set bits of a uint64 (``llvm.ctpop``)."""
-    def codegen(context, builder, signature, args):
-        return builder.zext(builder.ctpop(args[0]), context.get_value_type(types.int64))
-    return types.int64(types.uint64), codegen
 
 
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)

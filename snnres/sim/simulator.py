@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
-from . import cuda, fused, kernels
+from . import bits, cuda, fused, kernels
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from .trace import trace
 
@@ -142,7 +142,7 @@ def ready(sig: Signal, state: SimState) -> Signal:
 def emitted(sig: Signal) -> Signal:
     """``sig`` with its spike list read out of a fused pass's bit planes (once)."""
     if sig.fired is not None and sig.idx is None:
-        sig.idx, sig.val = fused.emit_bits(sig.fired, sig.ptr)
+        sig.idx, sig.val = bits.emit_bits(sig.fired, sig.ptr)
     return sig
 
 
@@ -231,7 +231,7 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     code = np.empty(n_events, dtype=np.int64)
     if sig.fired is not None and sig.idx is None:  # spikes of a fused pass: index the bits
         val = np.ones(n_events, dtype=np.float32)  # level counts (all 1 for one level)
-        fused.bits_to_sites(sig.fired, sig.ptr, node.geometry, kh, kw, c_out, site_ptr, code, val, weighted, plain)
+        bits.bits_to_sites(sig.fired, sig.ptr, node.geometry, kh, kw, c_out, site_ptr, code, val, weighted, plain)
         return Gathered(node, index, val, sig.fired.shape[0] == 1, site_ptr, code, width)
     binary = bool(sig.integer and np.all(sig.val == 1))
     if not kernels.site_index(sig.ptr, sig.idx, sig.val, binary, node.geometry, kh, kw, c_out, site_ptr, code,
@@ -277,7 +277,7 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         updates = fused.gather_neuron(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
                                       bias, v, awake, node.thresholds, node.consts, node.decay_input, node.hard,
                                       fired, g.width)
-        ptr, spikes = fused.bit_counts(fired)
+        ptr, spikes = bits.bit_counts(fired)
         out = Signal(ptr, integer=True, fired=fired)
     elif neuron_fusable(node):  # a current from elsewhere: the same update, membranes in registers over the steps
         current, touched, bias = neuron_input(ready(sig, state), node)
@@ -285,7 +285,7 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         updates = fused.neuron_bits(current, touched, bias_row, bias is not None or node.always, v, awake,
                                     node.thresholds, node.consts, node.decay_input, node.hard, fired,
                                     fused_width(channels(node.shape), levels))
-        ptr, spikes = fused.bit_counts(fired)
+        ptr, spikes = bits.bit_counts(fired)
         out = Signal(ptr, integer=True, fired=fired)
     else:
         current, touched, bias = neuron_input(ready(sig, state), node)

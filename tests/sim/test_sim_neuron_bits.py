@@ -5,7 +5,7 @@ rest' flags and update counts, bit for bit."""
 import numpy as np
 import pytest
 
-from snnres.sim import fused, kernels
+from snnres.sim import bits, fused, kernels
 
 CASES = {  # (thresholds, tau, V_r, decay_input, hard)
     "lif-hard": ([0.5], 2.0, 0.0, True, True),
@@ -55,8 +55,8 @@ def test_neuron_bits_is_neuron_chunk(case, channels, with_bias):
     fired[..., -1] = 0
     updates_got = fused.neuron_bits(current, touched, bias, with_bias or always, v_got, awake_got, th, consts,
                                     decay_input, hard, fired, width)
-    got_ptr, spikes = fused.bit_counts(fired)
-    got_idx, got_val = fused.emit_bits(fired, got_ptr)
+    got_ptr, spikes = bits.bit_counts(fired)
+    got_idx, got_val = bits.emit_bits(fired, got_ptr)
 
     np.testing.assert_array_equal(got_ptr, ptr)
     np.testing.assert_array_equal(got_idx, idx[:ptr[-1]])

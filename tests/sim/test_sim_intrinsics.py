@@ -1,0 +1,59 @@
+"""The LLVM intrinsics of the CPU kernels (``snnres.sim.intrinsics``) against plain numpy."""
+
+import numba as nb
+import numpy as np
+import pytest
+
+from snnres.sim import intrinsics
+
+
+@nb.njit
+def _add_rows(w, code, val, bounds, shift, scaled, acc16, acc32, acc64):
+    for k in range(bounds.shape[0]):
+        start, stop = bounds[k, 0], bounds[k, 1]
+        if scaled:
+            intrinsics.add_rows(acc16, w[0], code, val, start, stop, shift, True, 16)
+            intrinsics.add_rows(acc32, w[1], code, val, start, stop, shift, True, 32)
+            intrinsics.add_rows(acc64, w[2], code, val, start, stop, shift, True, 64)
+        else:
+            intrinsics.add_rows(acc16, w[0], code, val, start, stop, shift, False, 16)
+            intrinsics.add_rows(acc32, w[1], code, val, start, stop, shift, False, 32)
+            intrinsics.add_rows(acc64, w[2], code, val, start, stop, shift, False, 64)
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_add_rows_is_the_scalar_loop(scaled):
+    """``intrinsics.add_rows`` (16-lane vectors, one loop) against numpy's float32 ``acc += (val[j] *)
+    w[code[j] + shift]`` event by event, bit for bit, for blocks of 16, 32 and 64 lanes; empty and
+    reversed ranges add nothing."""
+    rng = np.random.default_rng(5)
+    w = [rng.standard_normal((12, width)).astype(np.float32) for width in (16, 32, 64)]
+    code = rng.integers(0, 9, 40)
+    val = rng.integers(1, 4, 40).astype(np.float32) * np.float32(0.7)
+    bounds = np.array([[0, 5], [5, 5], [9, 7], [11, 40], [39, 40]])
+    accs = [rng.standard_normal(width).astype(np.float32) for width in (16, 32, 64)]
+    expected = [a.copy() for a in accs]
+    for start, stop in bounds:
+        for j in range(start, stop):
+            for e, wk in zip(expected, w):
+                e += val[j] * wk[code[j] + 3] if scaled else wk[code[j] + 3]
+    _add_rows(tuple(w), code, val, bounds, 3, scaled, *accs)
+    for got, want in zip(accs, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@nb.njit
+def _ge_bits(h16, h32, h64, threshold):
+    return intrinsics.ge_bits(h16, threshold, 16), intrinsics.ge_bits(h32, threshold, 32), intrinsics.ge_bits(h64, threshold,
+                                                                                                     64)
+
+
+def test_ge_bits_packs_the_comparison_in_lane_order():
+    """Bit ``o`` of ``intrinsics.ge_bits`` is ``h[o] >= threshold``: equal values fire, NaN does not."""
+    rng = np.random.default_rng(6)
+    threshold = np.float32(0.5)
+    hs = [rng.choice(np.array([0.25, 0.5, 0.75, np.nan, -1.0], np.float32), width) for width in (16, 32, 64)]
+    hs[2][63] = threshold  # the top bit of a full word
+    for h, word in zip(hs, _ge_bits(*hs, threshold)):
+        want = sum(1 << o for o in range(h.size) if h[o] >= threshold)
+        assert int(word) == want
