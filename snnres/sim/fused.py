@@ -62,15 +62,9 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
                     window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width)
                     _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
                           base, levels, width)
-                moved = _store(v, mem, base, vr, levels, width)
-                still[blk, p] = moved
-            n_upd = 0
-            for o in range(width):
-                n_upd += busy_count[o]
-            updates[blk, oy] = n_upd
-    for p in range(n_pos):
-        awake[p] = still[:, p].any()
-    return updates.sum()
+                still[blk, p] = _store(v, mem, base, vr, levels, width)
+            updates[blk, oy] = _lane_total(busy_count, width)
+    return _finish(still, awake, updates)
 
 
 def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts, decay_input, hard, fired):
@@ -124,11 +118,23 @@ def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts
                 _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
                       base, levels, width)
             still[blk, p] = _store(v, mem, base, vr, levels, width)
-            n_upd = 0
-            for o in range(width):
-                n_upd += busy_count[o]
-            updates[blk, p] = n_upd
-    for p in range(n_pos):
+            updates[blk, p] = _lane_total(busy_count, width)
+    return _finish(still, awake, updates)
+
+
+@nb.njit(inline="always")
+def _lane_total(busy_count, width):
+    """The per-lane update counters of a row or position, summed."""
+    total = 0
+    for o in range(width):
+        total += busy_count[o]
+    return total
+
+
+@nb.njit(inline="always")
+def _finish(still, awake, updates):
+    """``awake[p]``: some block of position ``p`` is away from rest; the neuron updates in all."""
+    for p in range(awake.size):
         awake[p] = still[:, p].any()
     return updates.sum()
 
