@@ -65,7 +65,7 @@ class Signal:
     integer: bool = True
     gathered: Gathered | None = None
     partial: bool = False  # a scattered current: valid only at touched positions (``complete``)
-    fired: np.ndarray | None = None  # spike bits [K, T, N / 64] of ``fused.gather_neuron``; idx, val: None
+    fired: np.ndarray | None = None  # spike bits [K, T, N / 64] of a ``fused`` pass; idx, val: None until read
 
     @property
     def steps(self) -> int:
