@@ -268,23 +268,20 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         state.membranes[index] = (rest, np.zeros(node.size // channels(node.shape), dtype=np.uint8))
     v, awake = state.membranes[index]
     levels = len(node.thresholds)
-    if fuses(sig, node) or neuron_fusable(node):
+    fused_pass = fuses(sig, node)
+    if fused_pass or neuron_fusable(node):  # membranes in registers over the steps, spikes as bit planes
         fired = state.graph.buffer((index, "fired"), (levels, steps, -(-node.size // 64)), np.uint64, zero=False)
         fired[..., -1] = 0  # every bit is written but the unused high half of an odd number of 32-blocks
-    if fuses(sig, node):
-        g = sig.gathered
-        bias = sig.bias if sig.bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
-        updates = fused.gather_neuron(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
-                                      bias, v, awake, node.thresholds, node.consts, node.decay_input, node.hard,
-                                      fired, g.width)
-        ptr, spikes = bits.bit_counts(fired)
-        out = Signal(ptr, integer=True, fired=fired)
-    elif neuron_fusable(node):  # a current from elsewhere: the same update, membranes in registers over the steps
-        current, touched, bias = neuron_input(ready(sig, state), node)
-        bias_row = bias if bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
-        updates = fused.neuron_bits(current, touched, bias_row, bias is not None or node.always, v, awake,
-                                    node.thresholds, node.consts, node.decay_input, node.hard, fired,
-                                    fused_width(channels(node.shape), levels))
+        if fused_pass:
+            g = sig.gathered
+            updates = fused.gather_neuron(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b,
+                                          g.node.w_t.shape[1], bias_row(sig.bias, node), v, awake, node.thresholds,
+                                          node.consts, node.decay_input, node.hard, fired, g.width)
+        else:  # a current from elsewhere (a scattered conv, a linear layer, a residual sum)
+            current, touched, bias = neuron_input(ready(sig, state), node)
+            updates = fused.neuron_bits(current, touched, bias_row(bias, node), bias is not None or node.always, v,
+                                        awake, node.thresholds, node.consts, node.decay_input, node.hard, fired,
+                                        fused_width(channels(node.shape), levels))
         ptr, spikes = bits.bit_counts(fired)
         out = Signal(ptr, integer=True, fired=fired)
     else:
@@ -292,10 +289,10 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
         ptr = np.empty(steps + 1, dtype=np.int64)
         idx = np.empty(steps * node.size, dtype=np.int64)
         val = np.empty(steps * node.size, dtype=np.float32)
-        bias_row = bias if bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
         parts = min(numba.get_num_threads(), touched.shape[1])
-        updates = kernels.neuron_chunk(current, touched, bias_row, bias is not None, v, awake, node.thresholds,
-                                       node.consts, node.decay_input, node.hard, node.always, parts, ptr, idx, val)
+        updates = kernels.neuron_chunk(current, touched, bias_row(bias, node), bias is not None, v, awake,
+                                       node.thresholds, node.consts, node.decay_input, node.hard, node.always, parts,
+                                       ptr, idx, val)
         idx, val = idx[:ptr[-1]].copy(), val[:ptr[-1]].copy()
         spikes = int(val.sum(dtype=np.float64))  # exact past 2**24
         out = Signal(ptr, idx, val, integer=True)
@@ -304,6 +301,11 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
     if state.trains is not None:
         state.trains.setdefault(node.name, []).append(full_current(out, node.size))
     return out
+
+
+def bias_row(bias: np.ndarray | None, node: NeuronNode) -> np.ndarray:
+    """The per-channel bias a neuron kernel adds (zeros for a layer without one)."""
+    return bias if bias is not None else np.zeros(channels(node.shape), dtype=np.float32)
 
 
 def run_pool(node: PoolNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
