@@ -19,6 +19,14 @@ def stack_f32(typingctx, size):
     return types.CPointer(types.float32)(size), codegen
 
 
+def _splat(builder, value):
+    """A float32 ``value`` in all 16 lanes of a vector."""
+    vector = ir.VectorType(ir.FloatType(), 16)
+    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+
+
 def _no_unroll(module):
     """Loop metadata: neither unrolled nor vectorised (interleaved)."""
     loop_id = module.add_metadata([ir.MetaDataString(module, "snnres.rows"),
@@ -60,10 +68,7 @@ def add_rows(typingctx, acc, w, code, val, start, stop, shift, scaled, width):
         row = builder.add(builder.load(builder.gep(code_ptr, [j])), shift_val)
         row_ptr = builder.gep(w_data, [builder.mul(row, ir.Constant(i64, lanes))])
         if multiply:
-            factor = builder.insert_element(ir.Constant(vector, ir.Undefined), builder.load(builder.gep(val_ptr, [j])),
-                                            ir.Constant(ir.IntType(32), 0))
-            factor = builder.shuffle_vector(factor, ir.Constant(vector, ir.Undefined),
-                                            ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+            factor = _splat(builder, builder.load(builder.gep(val_ptr, [j])))
         for part in range(lanes // 16):
             offset = [ir.Constant(i64, 16 * part)]
             a = builder.bitcast(builder.gep(acc_ptr, offset), vector.as_pointer())
@@ -100,9 +105,7 @@ def ge_bits(typingctx, h, threshold, width):
 
     def codegen(context, builder, signature, args):
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        limit = builder.insert_element(ir.Constant(vector, ir.Undefined), args[1], ir.Constant(ir.IntType(32), 0))
-        limit = builder.shuffle_vector(limit, ir.Constant(vector, ir.Undefined),
-                                       ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+        limit = _splat(builder, args[1])
         word = ir.Constant(ir.IntType(64), 0)
         for part in range(lanes // 16):
             h_vec = builder.load(builder.bitcast(builder.gep(data, [ir.Constant(ir.IntType(64), 16 * part)]),
