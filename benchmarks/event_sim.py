@@ -198,8 +198,7 @@ def main() -> None:
                                                             args.repeats, device)
             rounds.append((dense_ms, event_ms))
         speedups = sorted(d / e for d, e in rounds)
-        middle = rounds[[d / e for d, e in rounds].index(speedups[len(speedups) // 2])]  # the median round
-        dense_ms, event_ms = middle
+        dense_ms, event_ms = sorted(rounds, key=lambda r: r[0] / r[1])[len(rounds) // 2]  # the median round
         logits = logits.cpu()
         assert out.prediction == int(logits.argmax()), "event-driven and dense runs disagree"
         neurons = {n.name: n.size for n in sim.graph((SENSOR[2], SENSOR[1], SENSOR[0])).nodes}
