@@ -59,7 +59,7 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
                 base = p * c_out + lo
                 _load(v, mem, base, levels, width)
                 for t in range(steps):
-                    window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width)
+                    window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width, JOINED)
                     _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
                           base, levels, width)
                 still[blk, p] = _store(v, mem, base, vr, levels, width)
@@ -189,19 +189,21 @@ def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, ha
 
 
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
-WIDTH, LEVELS, MEMBRANES = BLOCK, 1, BLOCK  # set per variant by ``kernels.specialise`` (MEMBRANES = WIDTH * LEVELS)
+WIDTH, LEVELS, MEMBRANES, JOINED = BLOCK, 1, BLOCK, False  # set per variant by ``kernels.specialise``
 VARIANTS = [(width, levels) for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)]
-GATHER_NEURON = {(width, levels): specialise(_gather_neuron, WIDTH=width, LEVELS=levels, MEMBRANES=width * levels)
-                 for width, levels in VARIANTS}  # compiled when first used
+GATHER_NEURON = {(width, levels, joined): specialise(_gather_neuron, WIDTH=width, LEVELS=levels,
+                                                     MEMBRANES=width * levels, JOINED=joined)
+                 for width, levels in VARIANTS for joined in (False, True)}  # compiled when first used
 NEURON_BITS = {(width, levels): specialise(_neuron_bits, WIDTH=width, LEVELS=levels, MEMBRANES=width * levels)
                for width, levels in VARIANTS}
 
 
 def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
-                  hard, fired, width: int = BLOCK) -> int:
+                  hard, fired, width: int = BLOCK, joined: bool = False) -> int:
     """``_gather_neuron`` in blocks of ``width`` (128, 64 or 32) channels with ``len(thresholds)`` levels;
-    ``w_b = kernels.conv_blocks(w_t, width)``. Returns the neuron updates."""
-    return GATHER_NEURON[width, len(thresholds)](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake,
+    ``w_b = kernels.conv_blocks(w_t, width)``; ``joined``: a 3x3 window in one loop
+    (``kernels.window_sum``). Returns the neuron updates."""
+    return GATHER_NEURON[width, len(thresholds), joined](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake,
                                                  thresholds, consts, decay_input, hard, fired)
 
 

@@ -37,6 +37,48 @@ def _no_unroll(module):
     return loop_id
 
 
+def _add_row(context, builder, signature, args, j, shift, lanes, multiply):
+    """``acc[o] += (val[j] *) w[code[j] + shift, o]`` for ``o < lanes``, in 16-lane vectors (the first four
+    arguments of ``args``: ``acc, w, code, val``)."""
+    vector = ir.VectorType(ir.FloatType(), 16)
+    i64 = ir.IntType(64)
+    acc_ptr, w_data, code_ptr, val_ptr = (context.make_array(signature.args[k])(context, builder, args[k]).data
+                                          for k in range(4))
+    row = builder.add(builder.load(builder.gep(code_ptr, [j])), shift)
+    row_ptr = builder.gep(w_data, [builder.mul(row, ir.Constant(i64, lanes))])
+    if multiply:
+        factor = _splat(builder, builder.load(builder.gep(val_ptr, [j])))
+    for part in range(lanes // 16):
+        offset = [ir.Constant(i64, 16 * part)]
+        a = builder.bitcast(builder.gep(acc_ptr, offset), vector.as_pointer())
+        b = builder.load(builder.bitcast(builder.gep(row_ptr, offset), vector.as_pointer()), align=4)
+        if multiply:
+            b = builder.fmul(factor, b)
+        builder.store(builder.fadd(builder.load(a, align=4), b), a, align=4)
+
+
+def _counted_loop(builder, count, body):
+    """``for i in range(count): body(i)`` as one loop that LLVM must neither unroll nor interleave."""
+    i64 = ir.IntType(64)
+    entry = builder.block
+    loop = builder.append_basic_block("rows.body")
+    done = builder.append_basic_block("rows.done")
+    builder.cbranch(builder.icmp_signed(">", count, ir.Constant(i64, 0)), loop, done)
+    builder.position_at_end(loop)
+    i = builder.phi(i64)
+    i.add_incoming(ir.Constant(i64, 0), entry)
+    body(i)
+    i_next = builder.add(i, ir.Constant(i64, 1))
+    i.add_incoming(i_next, builder.block)
+    latch = builder.cbranch(builder.icmp_signed("<", i_next, count), loop, done)
+    latch.set_metadata("llvm.loop", _no_unroll(builder.module))
+    builder.position_at_end(done)
+
+
+def _literals(scaled, width):
+    return isinstance(width, types.IntegerLiteral) and isinstance(scaled, types.BooleanLiteral)
+
+
 @intrinsic
 def add_rows(typingctx, acc, w, code, val, start, stop, shift, scaled, width):
     """``acc[o] += (val[j] *) w[code[j] + shift, o]`` (``o < width``) for ``start <= j < stop``: the same float32
@@ -46,43 +88,46 @@ def add_rows(typingctx, acc, w, code, val, start, stop, shift, scaled, width):
     that LLVM must not unroll: a window row holds a handful of events, and the runtime-unrolled
     loop (a remainder loop, then four at a time) cost a second mispredicted exit per row (12-21%
     on layers of 32-128 input channels)."""
-    if not isinstance(width, types.IntegerLiteral) or not isinstance(scaled, types.BooleanLiteral):
+    if not _literals(scaled, width):
         return None
-    lanes, multiply = width.literal_value, scaled.literal_value
-    vector = ir.VectorType(ir.FloatType(), 16)
-    i64 = ir.IntType(64)
 
     def codegen(context, builder, signature, args):
-        acc_val, w_val, code_val, val_val, start_val, stop_val, shift_val = args[:7]
-        acc_ptr = context.make_array(signature.args[0])(context, builder, acc_val).data
-        w_data = context.make_array(signature.args[1])(context, builder, w_val).data
-        code_ptr = context.make_array(signature.args[2])(context, builder, code_val).data
-        val_ptr = context.make_array(signature.args[3])(context, builder, val_val).data
-        entry = builder.block
-        body = builder.append_basic_block("rows.body")
-        done = builder.append_basic_block("rows.done")
-        builder.cbranch(builder.icmp_signed("<", start_val, stop_val), body, done)
-        builder.position_at_end(body)
-        j = builder.phi(i64)
-        j.add_incoming(start_val, entry)
-        row = builder.add(builder.load(builder.gep(code_ptr, [j])), shift_val)
-        row_ptr = builder.gep(w_data, [builder.mul(row, ir.Constant(i64, lanes))])
-        if multiply:
-            factor = _splat(builder, builder.load(builder.gep(val_ptr, [j])))
-        for part in range(lanes // 16):
-            offset = [ir.Constant(i64, 16 * part)]
-            a = builder.bitcast(builder.gep(acc_ptr, offset), vector.as_pointer())
-            b = builder.load(builder.bitcast(builder.gep(row_ptr, offset), vector.as_pointer()), align=4)
-            if multiply:
-                b = builder.fmul(factor, b)
-            builder.store(builder.fadd(builder.load(a, align=4), b), a, align=4)
-        j_next = builder.add(j, ir.Constant(i64, 1))
-        j.add_incoming(j_next, builder.block)
-        latch = builder.cbranch(builder.icmp_signed("<", j_next, stop_val), body, done)
-        latch.set_metadata("llvm.loop", _no_unroll(builder.module))
-        builder.position_at_end(done)
+        start, stop, shift = args[4:7]
+        _counted_loop(builder, builder.sub(stop, start), lambda i: _add_row(
+            context, builder, signature, args, builder.add(start, i), shift, width.literal_value,
+            scaled.literal_value))
         return context.get_dummy_value()
     return types.void(acc, w, code, val, start, stop, shift, scaled, width), codegen
+
+
+@intrinsic
+def add_three_rows(typingctx, acc, w, code, val, starts, stops, shifts, scaled, width):
+    """``add_rows`` for three ranges in turn (``starts``, ``stops``, ``shifts``: 3-tuples; an empty range is
+    ``start == stop``), in one loop: a 3x3 window's rows cost one mispredicted loop exit instead of
+    three (a conv of 32 inputs at 5% activity, ~5 events a row: 25-30% faster). Event ``i`` of the
+    joined ranges picks its range with two compares and selects, no branch."""
+    if not _literals(scaled, width) or not all(isinstance(t, types.UniTuple) and t.count == 3
+                                               for t in (starts, stops, shifts)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        s0, s1, s2 = (builder.extract_value(args[4], k) for k in range(3))
+        e0, e1, e2 = (builder.extract_value(args[5], k) for k in range(3))
+        h0, h1, h2 = (builder.extract_value(args[6], k) for k in range(3))
+        end0 = builder.sub(e0, s0)  # the joined index where ranges 1 and 2 begin
+        end1 = builder.add(end0, builder.sub(e1, s1))
+        count = builder.add(end1, builder.sub(e2, s2))
+        d0, d1, d2 = s0, builder.sub(s1, end0), builder.sub(s2, end1)  # event j = i + d
+
+        def body(i):
+            first, second = builder.icmp_signed("<", i, end0), builder.icmp_signed("<", i, end1)
+            d = builder.select(first, d0, builder.select(second, d1, d2))
+            h = builder.select(first, h0, builder.select(second, h1, h2))
+            _add_row(context, builder, signature, args, builder.add(i, d), h, width.literal_value,
+                     scaled.literal_value)
+        _counted_loop(builder, count, body)
+        return context.get_dummy_value()
+    return types.void(acc, w, code, val, starts, stops, shifts, scaled, width), codegen
 
 
 @intrinsic

@@ -37,6 +37,7 @@ class Gathered:
     site_ptr: np.ndarray
     code: np.ndarray
     width: int  # output channels per register block (kernels.conv_blocks)
+    joined: bool  # a 3x3 window's rows summed in one loop (kernels.joined_pays)
 
     @property
     def w_b(self) -> np.ndarray:
@@ -135,7 +136,7 @@ def ready(sig: Signal, state: SimState) -> Signal:
         sig.current, sig.touched = accumulators(state, g.index, sig.steps, g.node, g.node.size // channels(
             g.node.shape), zero_touched=False)  # every position is written
         kernels.conv_gather(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
-                            sig.current, sig.touched, g.width)
+                            sig.current, sig.touched, g.width, g.joined)
     return sig
 
 
@@ -227,17 +228,18 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     n_events = int(sig.ptr[-1] - sig.ptr[0])
     if not kernels.gather_pays(n_events, steps, node.geometry, node.w_t, fused_next, width):
         return None
+    joined = kernels.joined_pays(n_events, steps, node.geometry, node.w_t)
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(n_events, dtype=np.int64)
     if sig.fired is not None and sig.idx is None:  # spikes of a fused pass: index the bits
         val = np.ones(n_events, dtype=np.float32)  # level counts (all 1 for one level)
         bits.bits_to_sites(sig.fired, sig.ptr, node.geometry, kh, kw, c_out, site_ptr, code, val, weighted, plain)
-        return Gathered(node, index, val, sig.fired.shape[0] == 1, site_ptr, code, width)
+        return Gathered(node, index, val, sig.fired.shape[0] == 1, site_ptr, code, width, joined)
     binary = bool(sig.integer and np.all(sig.val == 1))
     if not kernels.site_index(sig.ptr, sig.idx, sig.val, binary, node.geometry, kh, kw, c_out, site_ptr, code,
                               weighted, plain):
         return None
-    return Gathered(node, index, sig.val, binary, site_ptr, code, width)
+    return Gathered(node, index, sig.val, binary, site_ptr, code, width, joined)
 
 
 def fused_width(c_out: int, levels: int = 1) -> int:
@@ -276,7 +278,7 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
             g = sig.gathered
             updates = fused.gather_neuron(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b,
                                           g.node.w_t.shape[1], bias_row(sig.bias, node), v, awake, node.thresholds,
-                                          node.consts, node.decay_input, node.hard, fired, g.width)
+                                          node.consts, node.decay_input, node.hard, fired, g.width, g.joined)
         else:  # a current from elsewhere (a scattered conv, a linear layer, a residual sum)
             current, touched, bias = neuron_input(ready(sig, state), node)
             updates = fused.neuron_bits(current, touched, bias_row(bias, node), bias is not None or node.always, v,

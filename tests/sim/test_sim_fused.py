@@ -77,7 +77,7 @@ def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
     sensor, T = (15, 13, 2) if kind in ("soft", "slow") else (16, 14, 2), 6  # 15 x 13: an odd number of 32-blocks
     net = fusable_net(rng, LIFS[kind])
     events = random_events(rng, sensor, 16 * 14 * 2 * 3)
-    calls = fused_calls(monkeypatch, lambda args: (args[8].shape, args[-1]))  # v [K, N], width
+    calls = fused_calls(monkeypatch, lambda args: (args[8].shape, args[15]))  # v [K, N], width
     gather_whenever_possible(monkeypatch)
     dense = assert_same_run(net, events, sensor, T)
     sizes = sorted(int(np.prod(train.shape[1:])) for train in dense.spike_trains.values())
@@ -94,6 +94,35 @@ def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
     for index, (v, awake) in two_pass_membranes.items():
         np.testing.assert_array_equal(membranes[index][0].view(np.uint32), v.view(np.uint32))
         np.testing.assert_array_equal(membranes[index][1], awake)
+
+
+@pytest.mark.parametrize("kind", ["hard", "mlf"])
+def test_joined_windows_sum_like_row_by_row(kind, monkeypatch):
+    """A 3x3 window summed in one loop (``kernels.joined_pays``) gives the row-by-row loops' spikes,
+    counts, logits and membranes bit for bit, fused and two-pass (padding only in y, stride 2), and
+    ``conv_gather`` does too, with y-dilation (``test_sim_gather.wide_net``)."""
+    from test_sim_gather import wide_net
+
+    rng = np.random.default_rng(11)
+    sensor, T = (16, 14, 2), 5
+    events = random_events(rng, sensor, 16 * 14 * 2 * 2)
+    gather_whenever_possible(monkeypatch)
+    for net in (fusable_net(rng, LIFS[kind]), wide_net(rng)):
+        runs, joined = [], []
+        for flag in (False, True):
+            monkeypatch.setattr(kernels, "joined_pays", lambda *a, _flag=flag: _flag)
+            calls = fused_calls(monkeypatch, lambda args: args[16])
+            runs.append(run_with_state(net, events, sensor, T))
+            joined.append(calls)
+            monkeypatch.undo()
+            gather_whenever_possible(monkeypatch)
+        assert not any(joined[0]) and joined[1] and all(joined[1])
+        (a, a_membranes), (b, b_membranes) = runs
+        same_counts(a, b)
+        for name, train in a.spike_trains.items():
+            assert torch.equal(b.spike_trains[name], train)
+        for index, (v, awake) in a_membranes.items():
+            np.testing.assert_array_equal(b_membranes[index][0].view(np.uint32), v.view(np.uint32))
 
 
 def test_fused_state_carries_into_two_pass_chunks(monkeypatch):

@@ -43,6 +43,40 @@ def test_add_rows_is_the_scalar_loop(scaled):
 
 
 @nb.njit
+def _add_three_rows(w, code, val, starts, stops, shifts, scaled, acc32, acc64):
+    if scaled:
+        intrinsics.add_three_rows(acc32, w[0], code, val, starts, stops, shifts, True, 32)
+        intrinsics.add_three_rows(acc64, w[1], code, val, starts, stops, shifts, True, 64)
+    else:
+        intrinsics.add_three_rows(acc32, w[0], code, val, starts, stops, shifts, False, 32)
+        intrinsics.add_three_rows(acc64, w[1], code, val, starts, stops, shifts, False, 64)
+
+
+@pytest.mark.parametrize("ranges", [((0, 5), (5, 9), (20, 40)), ((3, 3), (10, 12), (12, 12)), ((7, 8), (8, 8), (0, 6)),
+                                    ((0, 0), (0, 0), (39, 40)), ((2, 2), (4, 4), (9, 9))])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_add_three_rows_is_three_scalar_loops(ranges, scaled):
+    """``intrinsics.add_three_rows`` (one loop over the joined ranges) against numpy's float32 ``acc +=
+    (val[j] *) w[code[j] + shift_k]`` range after range, event by event, bit for bit: empty ranges
+    anywhere, ranges out of order in memory, each with its own shift."""
+    rng = np.random.default_rng(len(str(ranges)) + scaled)
+    w = [rng.standard_normal((20, width)).astype(np.float32) for width in (32, 64)]
+    code = rng.integers(0, 9, 40)
+    val = rng.integers(1, 4, 40).astype(np.float32) * np.float32(0.7)
+    shifts = (0, 5, 11)
+    accs = [rng.standard_normal(width).astype(np.float32) for width in (32, 64)]
+    expected = [a.copy() for a in accs]
+    for (start, stop), shift in zip(ranges, shifts):
+        for j in range(start, stop):
+            for e, wk in zip(expected, w):
+                e += val[j] * wk[code[j] + shift] if scaled else wk[code[j] + shift]
+    starts, stops = tuple(r[0] for r in ranges), tuple(r[1] for r in ranges)
+    _add_three_rows(tuple(w), code, val, starts, stops, shifts, scaled, *accs)
+    for got, want in zip(accs, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@nb.njit
 def _ge_bits(h16, h32, h64, threshold):
     return intrinsics.ge_bits(h16, threshold, 16), intrinsics.ge_bits(h32, threshold, 32), intrinsics.ge_bits(h64, threshold,
                                                                                                      64)
