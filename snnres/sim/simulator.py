@@ -21,6 +21,7 @@ from torch import nn
 from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
 from . import bits, cuda, fused, kernels
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
+from .intrinsics import SET_BITS_SLACK
 from .trace import trace
 
 
@@ -230,7 +231,7 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
         return None
     joined = kernels.joined_pays(n_events, steps, node.geometry, node.w_t)
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
-    code = np.empty(n_events, dtype=np.int64)
+    code = np.empty(n_events + SET_BITS_SLACK, dtype=np.int32)  # room for bits_to_sites' branch-free stores
     if sig.fired is not None and sig.idx is None:  # spikes of a fused pass: index the bits
         val = np.ones(n_events, dtype=np.float32)  # level counts (all 1 for one level)
         bits.bits_to_sites(sig.fired, sig.ptr, node.geometry, kh, kw, c_out, site_ptr, code, val, weighted, plain)

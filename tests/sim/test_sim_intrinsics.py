@@ -91,3 +91,27 @@ def test_ge_bits_packs_the_comparison_in_lane_order():
     for h, word in zip(hs, _ge_bits(*hs, threshold)):
         want = sum(1 << o for o in range(h.size) if h[o] >= threshold)
         assert int(word) == want
+
+
+@nb.njit
+def _set_bits32(halves, out, scale, offset):
+    j = 0
+    for k in range(halves.size):
+        j += intrinsics.set_bits32(halves[k], out, j, scale, offset + k)
+    return j
+
+
+def test_set_bits32_lists_set_bits_in_order():
+    """``intrinsics.set_bits32`` against numpy's ``nonzero`` half by half: ``b * scale + offset`` for each set
+    bit, in increasing order, for empty, full, sparse and dense halves (more than 16 bits: a second
+    store), negative offsets; nothing written past the last entry's ``SET_BITS_SLACK``."""
+    rng = np.random.default_rng(3)
+    halves = np.concatenate([np.array([0, 0xFFFFFFFF, 1, 1 << 31, 0x0001FFFF], np.uint32),
+                             rng.integers(0, 1 << 32, 40, dtype=np.uint64).astype(np.uint32),
+                             (rng.random((30, 32)) < 0.05) @ (np.uint64(1) << np.arange(32, dtype=np.uint64))])
+    halves = halves.astype(np.uint32)
+    expected = np.concatenate([np.nonzero((int(h) >> np.arange(32)) & 1)[0] * 9 - 40 + k for k, h in enumerate(halves)])
+    out = np.full(expected.size + intrinsics.SET_BITS_SLACK + 16, -7, np.int32)
+    assert _set_bits32(halves, out, 9, -40) == expected.size
+    np.testing.assert_array_equal(out[:expected.size], expected)
+    assert np.all(out[expected.size + intrinsics.SET_BITS_SLACK:] == -7)
