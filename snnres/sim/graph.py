@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .kernels import aligned, aligned_empty
+from .memory import HugePageArena
 
 
 class UnsupportedLayerError(TypeError):
@@ -104,6 +105,7 @@ class Graph:
     flat_chw: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # flattened (C, H, W) views
     scratch: threading.local = field(default_factory=threading.local, repr=False, compare=False)
     device_params: dict = field(default_factory=dict, repr=False, compare=False)  # cuda.py's weights per device
+    arena: HugePageArena = field(default_factory=HugePageArena, repr=False, compare=False)  # weights read at random
 
     def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:
         """This thread's reusable array for ``key`` (zeroed if ``zero``, else stale): fresh arrays

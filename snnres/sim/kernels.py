@@ -132,14 +132,19 @@ def aligned(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def conv_blocks(w_t: np.ndarray, width: int = BLOCK) -> np.ndarray:
+def conv_blocks(w_t: np.ndarray, width: int = BLOCK, empty=aligned_empty) -> np.ndarray:
     """``w_t [C_in, k_h, k_w, C_out]`` -> ``[ceil(C_out / width), C_in * k_h * k_w, width]`` (zero-padded,
-    64-byte aligned: every weight row is whole cache lines)."""
+    64-byte aligned: every weight row is whole cache lines), in an array from ``empty(shape, dtype)``
+    (``memory.HugePageArena.empty``: huge pages)."""
     c_in, kh, kw, c_out = w_t.shape
     n = -(-c_out // width)
-    padded = np.zeros((c_in, kh, kw, n * width), dtype=np.float32)
-    padded[..., :c_out] = w_t
-    return aligned(padded.reshape(c_in * kh * kw, n, width).transpose(1, 0, 2))
+    out = empty((n, c_in * kh * kw, width), np.float32)
+    flat = w_t.reshape(c_in * kh * kw, c_out)
+    for b in range(n):
+        lo, hi = b * width, min(b * width + width, c_out)
+        out[b, :, :hi - lo] = flat[:, lo:hi]
+        out[b, :, hi - lo:] = 0
+    return out
 
 
 def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, fused: bool = False,

@@ -37,14 +37,9 @@ class Gathered:
     binary: bool  # every val is 1
     site_ptr: np.ndarray
     code: np.ndarray
-    width: int  # output channels per register block (kernels.conv_blocks)
+    width: int  # output channels per register block
     joined: bool  # a 3x3 window's rows summed in one loop (kernels.joined_pays)
-
-    @property
-    def w_b(self) -> np.ndarray:
-        if self.width not in self.node.w_blocks:
-            self.node.w_blocks[self.width] = kernels.conv_blocks(self.node.w_t, self.width)
-        return self.node.w_blocks[self.width]
+    w_b: np.ndarray  # the weights in blocks of ``width`` (kernels.conv_blocks, in huge pages)
 
 
 @dataclass
@@ -235,12 +230,20 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     if sig.fired is not None and sig.idx is None:  # spikes of a fused pass: index the bits
         val = np.ones(n_events, dtype=np.float32)  # level counts (all 1 for one level)
         bits.bits_to_sites(sig.fired, sig.ptr, node.geometry, kh, kw, c_out, site_ptr, code, val, weighted, plain)
-        return Gathered(node, index, val, sig.fired.shape[0] == 1, site_ptr, code, width, joined)
+        return Gathered(node, index, val, sig.fired.shape[0] == 1, site_ptr, code, width, joined,
+                        weight_blocks(node, width, state.graph))
     binary = bool(sig.integer and np.all(sig.val == 1))
     if not kernels.site_index(sig.ptr, sig.idx, sig.val, binary, node.geometry, kh, kw, c_out, site_ptr, code,
                               weighted, plain):
         return None
-    return Gathered(node, index, sig.val, binary, site_ptr, code, width, joined)
+    return Gathered(node, index, sig.val, binary, site_ptr, code, width, joined, weight_blocks(node, width, state.graph))
+
+
+def weight_blocks(node: ConvNode, width: int, graph: Graph) -> np.ndarray:
+    """``kernels.conv_blocks`` of the conv's weights (made once per width, in the graph's huge pages)."""
+    if width not in node.w_blocks:
+        node.w_blocks[width] = kernels.conv_blocks(node.w_t, width, graph.arena.empty)
+    return node.w_blocks[width]
 
 
 def fused_width(c_out: int, levels: int = 1) -> int:
