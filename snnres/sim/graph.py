@@ -106,6 +106,7 @@ class Graph:
     scratch: threading.local = field(default_factory=threading.local, repr=False, compare=False)
     device_params: dict = field(default_factory=dict, repr=False, compare=False)  # cuda.py's weights per device
     arena: HugePageArena = field(default_factory=HugePageArena, repr=False, compare=False)  # weights read at random
+    readers: list[list[int]] = field(default_factory=list, repr=False, compare=False)  # consumers() of each node
 
     def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:
         """This thread's reusable array for ``key`` (zeroed if ``zero``, else stale): fresh arrays
@@ -127,7 +128,15 @@ class Graph:
         return len(self.nodes) - 1
 
     def consumers(self, index: int) -> list[int]:
-        return [j for j, n in enumerate(self.nodes) if index in n.inputs]
+        """The nodes reading node ``index``, in order (found for all nodes at once, again only after
+        nodes were added: asked for every conv of every run, a scan per call cost O(nodes^2))."""
+        if len(self.readers) != len(self.nodes):
+            readers = [[] for _ in self.nodes]
+            for j, node in enumerate(self.nodes):
+                for i in dict.fromkeys(node.inputs):
+                    readers[i].append(j)
+            self.readers[:] = readers
+        return self.readers[index]
 
     def last_use(self) -> list[int]:
         """For each node, the index of the last node reading it (itself if none)."""
