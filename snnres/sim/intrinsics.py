@@ -191,9 +191,10 @@ def set_bits32(typingctx, half, out, pos, scale, offset):
         data = context.make_array(signature.args[1])(context, builder, out_val).data
         compress = cgutils.get_or_insert_function(builder.module, ir.FunctionType(bytes32, [bytes32, mask32, bytes32]),
                                                   "llvm.experimental.vector.compress.v32i8")
-        packed = builder.call(compress, [ir.Constant(bytes32, list(range(32))),
-                                         builder.bitcast(builder.trunc(word, i32), mask32), ir.Constant(bytes32, [0] * 32)])
-        count = builder.zext(builder.ctpop(builder.trunc(word, i32)), i64)
+        bits = builder.trunc(word, i32)
+        packed = builder.call(compress, [ir.Constant(bytes32, list(range(32))), builder.bitcast(bits, mask32),
+                                         ir.Constant(bytes32, [0] * 32)])
+        count = builder.zext(builder.ctpop(bits), i64)
         scale, offset = (_splat(builder, builder.trunc(v, i32), i32) for v in (scale_val, offset_val))
         for part in range(2):
             lanes = builder.shuffle_vector(packed, ir.Constant(bytes32, ir.Undefined),

@@ -236,7 +236,8 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     if not kernels.site_index(sig.ptr, sig.idx, sig.val, binary, node.geometry, kh, kw, c_out, site_ptr, code,
                               weighted, plain):
         return None
-    return Gathered(node, index, sig.val, binary, site_ptr, code, width, joined, weight_blocks(node, width, state.graph))
+    return Gathered(node, index, sig.val, binary, site_ptr, code, width, joined,
+                    weight_blocks(node, width, state.graph))
 
 
 def weight_blocks(node: ConvNode, width: int, graph: Graph) -> np.ndarray:
@@ -319,12 +320,11 @@ def run_pool(node: PoolNode, inputs: list[Signal], state: SimState, index: int) 
     if global_pool(node, sig, state.sizes[node.inputs[0]]):  # counted straight from the bit planes
         out = np.empty((sig.steps, node.size), dtype=np.float32)
         bits.channel_counts(sig.fired, node.size, out)
-        ptr, idx, val = kernels.compact(out, node.divisor)
-        return Signal(ptr, idx, val, integer=node.integer)
-    sig = as_events(sig, state.sizes[node.inputs[0]])
-    out = np.zeros((sig.steps, node.size), dtype=np.float32)
-    h_in = state.sizes[node.inputs[0]] // (node.geometry[0] * node.geometry[1])
-    kernels.pool_scatter(sig.ptr, sig.idx, sig.val, node.geometry, h_in, out, node.use_max)
+    else:
+        sig = as_events(sig, state.sizes[node.inputs[0]])
+        out = np.zeros((sig.steps, node.size), dtype=np.float32)
+        h_in = state.sizes[node.inputs[0]] // (node.geometry[0] * node.geometry[1])
+        kernels.pool_scatter(sig.ptr, sig.idx, sig.val, node.geometry, h_in, out, node.use_max)
     ptr, idx, val = kernels.compact(out, node.divisor)
     return Signal(ptr, idx, val, integer=node.integer)
 
