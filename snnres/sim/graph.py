@@ -107,6 +107,7 @@ class Graph:
     device_params: dict = field(default_factory=dict, repr=False, compare=False)  # cuda.py's weights per device
     arena: HugePageArena = field(default_factory=HugePageArena, repr=False, compare=False)  # weights read at random
     readers: list[list[int]] = field(default_factory=list, repr=False, compare=False)  # consumers() of each node
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # per-node decisions that depend on the graph only
 
     def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:
         """This thread's reusable array for ``key`` (zeroed if ``zero``, else stale): fresh arrays

@@ -157,7 +157,7 @@ def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, fus
     rest, and a neuron touched once stays away from rest for many steps, so from a few tenths of a
     percent it visits most positions anyway, at ~3x the fused pass's cost per neuron (measured:
     ``benchmarks/README.md``)."""
-    c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
+    c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry.tolist()  # Python ints: cheaper arithmetic
     kh, kw, c_out = w_t.shape[1:]
     if c_out < width or dw != 1:
         return False
@@ -301,7 +301,7 @@ def joined_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray) -> 
     """Whether ``window_sum`` should sum a 3x3 window in one loop: from 1.5 events a window on average
     (measured on the benchmark network: a sensor layer at ~0.9 events a window was 10-20% slower
     joined, at ~1.8 and above ~20% faster; a layer of ~3 events a window 15-30% faster)."""
-    c_in, w_in, h_out, w_out, sh, sw = geometry[:6]
+    c_in, w_in, h_out, w_out, sh, sw = geometry[:6].tolist()
     kh, kw = w_t.shape[1:3]
     return kh == 3 and 2 * nnz * kh * kw >= 3 * steps * h_out * w_out * sh * sw
 

@@ -217,10 +217,7 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     """The conv's events indexed for ``conv_gather`` and counted, where gathering pays (else None:
     scatter)."""
     steps, c_in, (kh, kw, c_out) = sig.steps, node.geometry[0], node.w_t.shape[1:]
-    readers = [state.graph.nodes[j] for j in state.graph.consumers(index)]
-    fused_next = bool(readers) and all(isinstance(r, NeuronNode) and neuron_fusable(r) for r in readers)
-    levels = max((len(r.thresholds) for r in readers if isinstance(r, NeuronNode)), default=1)
-    width = fused_width(c_out, levels) if fused_next else kernels.BLOCK
+    fused_next, width = gather_plan(node, index, state.graph)
     n_events = int(sig.ptr[-1] - sig.ptr[0])
     if not kernels.gather_pays(n_events, steps, node.geometry, node.w_t, fused_next, width):
         return None
@@ -228,7 +225,7 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(n_events + SET_BITS_SLACK, dtype=np.int32)  # room for bits_to_sites' branch-free stores
     if sig.fired is not None and sig.idx is None:  # spikes of a fused pass: index the bits
-        val = np.ones(n_events, dtype=np.float32)  # level counts (all 1 for one level)
+        val = ones(state.graph, n_events) if sig.fired.shape[0] == 1 else np.ones(n_events, np.float32)  # level counts
         bits.bits_to_sites(sig.fired, sig.ptr, node.geometry, kh, kw, c_out, site_ptr, code, val, weighted, plain)
         return Gathered(node, index, val, sig.fired.shape[0] == 1, site_ptr, code, width, joined,
                         weight_blocks(node, width, state.graph))
@@ -238,6 +235,27 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
         return None
     return Gathered(node, index, sig.val, binary, site_ptr, code, width, joined,
                     weight_blocks(node, width, state.graph))
+
+
+def gather_plan(node: ConvNode, index: int, graph: Graph) -> tuple[bool, int]:
+    """``(fused_next, width)`` of a conv, found once per graph: whether every reader is a LIF/MLF
+    layer that ``fused.gather_neuron`` can run with it, and the register block it would use."""
+    key = ("plan", index)
+    if key not in graph.memo:
+        readers = [graph.nodes[j] for j in graph.consumers(index)]
+        fused_next = bool(readers) and all(isinstance(r, NeuronNode) and neuron_fusable(r) for r in readers)
+        levels = max((len(r.thresholds) for r in readers if isinstance(r, NeuronNode)), default=1)
+        graph.memo[key] = fused_next, fused_width(node.w_t.shape[3], levels) if fused_next else kernels.BLOCK
+    return graph.memo[key]
+
+
+def ones(graph: Graph, n: int) -> np.ndarray:
+    """``n`` ones (float32, shared by the one-level gathered convs of a run: the kernels do not write them)."""
+    store = graph.scratch.__dict__
+    buf = store.get("ones")
+    if buf is None or buf.size < n:
+        buf = store["ones"] = np.ones(max(n, 2 * (0 if buf is None else buf.size)), dtype=np.float32)
+    return buf[:n]
 
 
 def weight_blocks(node: ConvNode, width: int, graph: Graph) -> np.ndarray:
