@@ -38,7 +38,7 @@ def check_events(events, sensor_size: tuple[int, int, int], sort: bool = False) 
     if missing:
         raise ValueError(f"events lack the field(s) {missing}; expected x, y, p, t, got {list(names)}")
     for f in ("x", "y", "p", "t"):
-        if f in names and not (np.issubdtype(events.dtype[f], np.integer) or events.dtype[f] == np.bool_):
+        if f in names and events.dtype[f].kind not in "iub":  # integer or bool
             raise TypeError(
                 f"events field {f!r} must be integer (p may be bool), got {events.dtype[f]}; "
                 "timestamps are integer microseconds in Tonic"

@@ -308,13 +308,13 @@ def joined_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray) -> 
 
 @nb.njit(parallel=True, cache=True)
 def linear_scatter(ptr, idx, val, w_t, out, touched, fan_weighted, fan_plain):
-    """``out[t, :] += val * w_t[idx, :]`` for every event (``w_t`` is ``[in, out]``); like
-    ``conv_scatter``, a step's row is zeroed only if it gets an event (``touched[t, 0]``)."""
+    """``out[t, :] = sum val * w_t[idx, :]`` over each step's events (``w_t`` is ``[in, out]``), every row
+    written (one row per step: zeroing it costs less than a reader's masked zeroing, ``complete``);
+    ``touched[t, 0]``: the step got an event."""
     n_out = w_t.shape[1]
     for t in nb.prange(ptr.shape[0] - 1):
         row = out[t]
-        if ptr[t + 1] > ptr[t]:
-            row[:] = 0
+        row[:] = 0
         weighted = 0.0
         for e in range(ptr[t], ptr[t + 1]):
             v = val[e]
