@@ -79,17 +79,10 @@ def bits_to_sites(fired, ptr, geometry, kh, kw, c_out, site_ptr, code, val, fan_
         for site in range(n_sites):
             sp[site] = j
             start, count = j, 0
-            if halved:
+            if halved and j + per * SET_BITS_SLACK <= limit:  # each half moves j by at most 32
                 for q in range(per):
-                    half = halves[0, t, site * per + q]
-                    if j + SET_BITS_SLACK <= limit:
-                        j += set_bits32(half, code, j, taps, q * 32 * taps + x)
-                    else:  # the step's last entries: one at a time
-                        while half != 0:
-                            code[j] = (q * 32 + np.int64(trailing_zeros(half))) * taps + x
-                            j += 1
-                            half &= half - np.uint32(1)
-            else:
+                    j += set_bits32(halves[0, t, site * per + q], code, j, taps, q * 32 * taps + x)
+            else:  # several levels, channels not in halves, or the step's last entries: one at a time
                 j, count = _site_codes(fired, t, site * c_in, c_in, taps, x, code, val, j)
             fan = reach_y[y] * reach_x[x] * c_out
             plain += (j - start) * fan

@@ -106,8 +106,7 @@ class Graph:
     scratch: threading.local = field(default_factory=threading.local, repr=False, compare=False)
     device_params: dict = field(default_factory=dict, repr=False, compare=False)  # cuda.py's weights per device
     arena: HugePageArena = field(default_factory=HugePageArena, repr=False, compare=False)  # weights read at random
-    readers: list[list[int]] = field(default_factory=list, repr=False, compare=False)  # consumers() of each node
-    memo: dict = field(default_factory=dict, repr=False, compare=False)  # per-node decisions that depend on the graph only
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # what depends on the nodes only (readers, plans)
 
     def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:
         """This thread's reusable array for ``key`` (zeroed if ``zero``, else stale): fresh arrays
@@ -131,13 +130,13 @@ class Graph:
     def consumers(self, index: int) -> list[int]:
         """The nodes reading node ``index``, in order (found for all nodes at once, again only after
         nodes were added: asked for every conv of every run, a scan per call cost O(nodes^2))."""
-        if len(self.readers) != len(self.nodes):
-            readers = [[] for _ in self.nodes]
+        readers = self.memo.get("readers")
+        if readers is None or len(readers) != len(self.nodes):
+            readers = self.memo["readers"] = [[] for _ in self.nodes]
             for j, node in enumerate(self.nodes):
                 for i in dict.fromkeys(node.inputs):
                     readers[i].append(j)
-            self.readers[:] = readers
-        return self.readers[index]
+        return readers[index]
 
     def last_use(self) -> list[int]:
         """For each node, the index of the last node reading it (itself if none)."""

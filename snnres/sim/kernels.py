@@ -276,11 +276,7 @@ def window_sum(sp, h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, wi
         return r0[1] > r0[0] or r1[1] > r1[0] or r2[1] > r2[0]
     hit = False
     for ky in range(kh):
-        y = oy * sh - ph + ky * dh
-        if y < 0 or y >= h_in or xa > xb:
-            continue
-        shift = ky * kw - x0
-        start, stop = sp[y * w_in + xa], sp[y * w_in + xb + 1]  # the window's sites are adjacent
+        start, stop, shift = _window_row(sp, h_in, w_in, oy * sh - ph + ky * dh, xa, xb, ky * kw - x0)
         hit |= stop > start
         if binary:
             add_rows(acc, w, code, val, start, stop, shift, False, width)
@@ -291,7 +287,8 @@ def window_sum(sp, h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, wi
 
 @nb.njit(inline="always")
 def _window_row(sp, h_in, w_in, y, xa, xb, shift):
-    """``(start, stop, shift)`` of input row ``y``'s events in columns ``xa..xb`` (empty outside the input)."""
+    """``(start, stop, shift)`` of input row ``y``'s events in columns ``xa..xb`` (the window's sites are
+    adjacent; empty outside the input)."""
     if y < 0 or y >= h_in or xa > xb:
         return 0, 0, shift
     return sp[y * w_in + xa], sp[y * w_in + xb + 1], shift
