@@ -44,26 +44,27 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
     n_blk = w_b.shape[0]
     updates = np.zeros((n_blk, h_out), dtype=np.int64)
     still = np.zeros((n_blk, n_pos), dtype=np.uint8)
-    for blk in range(n_blk):  # one block's weights stay in L2 over all positions
+    for row in nb.prange(n_blk * h_out):  # one region for all blocks: a thread takes whole blocks where it
+        # can (their weights stay in its L2), and every block sees the same events (balanced)
+        blk, oy = row // h_out, row % h_out
         lo = blk * width
         w, b = w_b[blk], bias[lo:lo + width]
-        for oy in nb.prange(h_out):
-            acc = nb.carray(stack_f32(WIDTH), WIDTH)  # both kept in registers
-            mem = nb.carray(stack_f32(MEMBRANES), MEMBRANES)  # level k: mem[k * width:]
-            hs = nb.carray(stack_f32(WIDTH), WIDTH)
-            busy_count = nb.carray(stack_i32(WIDTH), WIDTH)  # per lane: no horizontal sum per step
-            for o in range(width):
-                busy_count[o] = 0
-            for ox in range(w_out):
-                p = oy * w_out + ox
-                base = p * c_out + lo
-                _load(v, mem, base, levels, width)
-                for t in range(steps):
-                    window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width, JOINED)
-                    _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
-                          base, levels, width)
-                still[blk, p] = _store(v, mem, base, vr, levels, width)
-            updates[blk, oy] = _lane_total(busy_count, width)
+        acc = nb.carray(stack_f32(WIDTH), WIDTH)  # both kept in registers
+        mem = nb.carray(stack_f32(MEMBRANES), MEMBRANES)  # level k: mem[k * width:]
+        hs = nb.carray(stack_f32(WIDTH), WIDTH)
+        busy_count = nb.carray(stack_i32(WIDTH), WIDTH)  # per lane: no horizontal sum per step
+        for o in range(width):
+            busy_count[o] = 0
+        for ox in range(w_out):
+            p = oy * w_out + ox
+            base = p * c_out + lo
+            _load(v, mem, base, levels, width)
+            for t in range(steps):
+                window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width, JOINED)
+                _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
+                      base, levels, width)
+            still[blk, p] = _store(v, mem, base, vr, levels, width)
+        updates[blk, oy] = _lane_total(busy_count, width)
     return _finish(still, awake, updates)
 
 
@@ -86,39 +87,39 @@ def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts
     n_blk = c // width
     updates = np.zeros((n_blk, n_pos), dtype=np.int64)
     still = np.zeros((n_blk, n_pos), dtype=np.uint8)
-    for blk in range(n_blk):
+    for item in nb.prange(n_blk * n_pos):  # one parallel region for all blocks
+        blk, p = item // n_pos, item % n_pos
         lo = blk * width
         b = bias[lo:lo + width]
-        for p in nb.prange(n_pos):
-            acc = nb.carray(stack_f32(WIDTH), WIDTH)
-            mem = nb.carray(stack_f32(MEMBRANES), MEMBRANES)
-            hs = nb.carray(stack_f32(WIDTH), WIDTH)
-            busy_count = nb.carray(stack_i32(WIDTH), WIDTH)
-            base = p * c + lo
-            visit = visit_all or awake[p] != 0
+        acc = nb.carray(stack_f32(WIDTH), WIDTH)
+        mem = nb.carray(stack_f32(MEMBRANES), MEMBRANES)
+        hs = nb.carray(stack_f32(WIDTH), WIDTH)
+        busy_count = nb.carray(stack_i32(WIDTH), WIDTH)
+        base = p * c + lo
+        visit = visit_all or awake[p] != 0
+        for t in range(steps):
+            visit |= touched[t, p] != 0
+        if not visit:  # at rest all along: no spike
             for t in range(steps):
-                visit |= touched[t, p] != 0
-            if not visit:  # at rest all along: no spike
-                for t in range(steps):
-                    for k in range(levels):
-                        if WIDTH == 32:
-                            halves[k, t, base // 32] = 0
-                        else:
-                            for part in range(WIDTH // 64):
-                                fired[k, t, base // 64 + part] = 0
-                continue
+                for k in range(levels):
+                    if WIDTH == 32:
+                        halves[k, t, base // 32] = 0
+                    else:
+                        for part in range(WIDTH // 64):
+                            fired[k, t, base // 64 + part] = 0
+            continue
+        for o in range(width):
+            busy_count[o] = 0
+        _load(v, mem, base, levels, width)
+        for t in range(steps):
+            row = current[t, base:base + width]
+            flag = touched[t, p] != 0
             for o in range(width):
-                busy_count[o] = 0
-            _load(v, mem, base, levels, width)
-            for t in range(steps):
-                row = current[t, base:base + width]
-                flag = touched[t, p] != 0
-                for o in range(width):
-                    acc[o] = row[o] if flag else 0
-                _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
-                      base, levels, width)
-            still[blk, p] = _store(v, mem, base, vr, levels, width)
-            updates[blk, p] = _lane_total(busy_count, width)
+                acc[o] = row[o] if flag else 0
+            _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
+                  base, levels, width)
+        still[blk, p] = _store(v, mem, base, vr, levels, width)
+        updates[blk, p] = _lane_total(busy_count, width)
     return _finish(still, awake, updates)
 
 
