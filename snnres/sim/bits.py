@@ -9,7 +9,7 @@ import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .intrinsics import SET_BITS_SLACK, popcount, set_bits32
-from .kernels import reach
+from .gather import reach
 
 
 @nb.njit(parallel=True, cache=True)
@@ -56,7 +56,7 @@ def emit_bits(fired, ptr):
 
 @nb.njit(parallel=True, cache=True)
 def bits_to_sites(fired, ptr, geometry, kh, kw, c_out, site_ptr, code, val, fan_weighted, fan_plain):
-    """``kernels.site_index`` straight from the spike bits ``fired`` of the layer that feeds a
+    """``gather.site_index`` straight from the spike bits ``fired`` of the layer that feeds a
     gathered conv (``geometry``: the conv's; neuron ``p * C_in + c`` is input site ``p``, channel
     ``c``), without listing the spikes first: ``site_ptr``, ``code`` (int32), the level counts ``val``
     (when ``K > 1``) and the SOP counts, equal to ``site_index`` on ``emit_bits``'s list. One level

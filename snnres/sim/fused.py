@@ -3,7 +3,7 @@
 ``conv_gather`` stores a ``[T, N]`` current that the neuron pass reads back; at a few percent
 activity that round trip and the neuron pass's per-position bookkeeping cost as much as the
 sums. Here, for each block of 128, 64 or 32 output channels and each output position, the
-window's events are summed in registers step after step (``kernels.window_sum``, the same sums
+window's events are summed in registers step after step (``gather.window_sum``, the same sums
 in the same order), and the membranes of those neurons stay in registers over the steps, so the
 current never reaches memory. Same spikes, membranes and neuron-update counts as ``conv_gather``
 followed by ``neuron_chunk`` (the update is the same float32 arithmetic, ``kernels._charge``).
@@ -15,7 +15,8 @@ import numba as nb
 import numpy as np
 
 from .intrinsics import ge_bits, stack_f32, stack_i32
-from .kernels import BLOCK, NARROW, WIDE, _charge, exact_reciprocal, specialise, window_sum
+from .gather import BLOCK, NARROW, WIDE, specialise, window_sum
+from .kernels import _charge, exact_reciprocal
 
 
 def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
@@ -190,7 +191,7 @@ def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, ha
 
 
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
-WIDTH, LEVELS, MEMBRANES, JOINED = BLOCK, 1, BLOCK, False  # set per variant by ``kernels.specialise``
+WIDTH, LEVELS, MEMBRANES, JOINED = BLOCK, 1, BLOCK, False  # set per variant by ``gather.specialise``
 VARIANTS = [(width, levels) for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)]
 GATHER_NEURON = {(width, levels, joined): specialise(_gather_neuron, WIDTH=width, LEVELS=levels,
                                                      MEMBRANES=width * levels, JOINED=joined)
@@ -202,8 +203,8 @@ NEURON_BITS = {(width, levels): specialise(_neuron_bits, WIDTH=width, LEVELS=lev
 def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
                   hard, fired, width: int = BLOCK, joined: bool = False) -> int:
     """``_gather_neuron`` in blocks of ``width`` (128, 64 or 32) channels with ``len(thresholds)`` levels;
-    ``w_b = kernels.conv_blocks(w_t, width)``; ``joined``: a 3x3 window in one loop
-    (``kernels.window_sum``). Returns the neuron updates."""
+    ``w_b = gather.conv_blocks(w_t, width)``; ``joined``: a 3x3 window in one loop
+    (``gather.window_sum``). Returns the neuron updates."""
     return GATHER_NEURON[width, len(thresholds), joined](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake,
                                                  thresholds, consts, decay_input, hard, fired)
 

@@ -23,8 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .kernels import aligned, aligned_empty
-from .memory import HugePageArena
+from .memory import HugePageArena, aligned, aligned_empty
 
 
 class UnsupportedLayerError(TypeError):
@@ -57,7 +56,7 @@ class ConvNode(Node):
     w_t: np.ndarray = None
     bias: np.ndarray | None = None   # [C_out], folded BN shift included
     geometry: np.ndarray = None
-    w_blocks: dict[int, np.ndarray] = field(default_factory=dict)  # kernels.conv_blocks per width, when needed
+    w_blocks: dict[int, np.ndarray] = field(default_factory=dict)  # gather.conv_blocks per width, when needed
     emits = "current"
 
 
@@ -160,7 +159,7 @@ class Graph:
 
 
 def as_f32(t: torch.Tensor) -> np.ndarray:
-    """float32, C-contiguous, 64-byte aligned (``kernels.aligned``)."""
+    """float32, C-contiguous, 64-byte aligned (``memory.aligned``)."""
     return aligned(np.ascontiguousarray(t.detach().cpu().float().numpy()))
 
 

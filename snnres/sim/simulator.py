@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
-from . import bits, cuda, fused, kernels
+from . import bits, cuda, fused, gather, kernels, memory
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from .intrinsics import SET_BITS_SLACK
 from .trace import trace
@@ -27,7 +27,7 @@ from .trace import trace
 
 @dataclass
 class Gathered:
-    """A conv's input events indexed for ``kernels.conv_gather`` (``site_ptr``, ``code``), not yet
+    """A conv's input events indexed for ``gather.conv_gather`` (``site_ptr``, ``code``), not yet
     summed: the LIF/MLF layer it feeds sums them itself (``fused.gather_neuron``); any other reader
     gets the current (``ready``)."""
 
@@ -38,8 +38,8 @@ class Gathered:
     site_ptr: np.ndarray
     code: np.ndarray
     width: int  # output channels per register block
-    joined: bool  # a 3x3 window's rows summed in one loop (kernels.joined_pays)
-    w_b: np.ndarray  # the weights in blocks of ``width`` (kernels.conv_blocks, in huge pages)
+    joined: bool  # a 3x3 window's rows summed in one loop (gather.joined_pays)
+    w_b: np.ndarray  # the weights in blocks of ``width`` (gather.conv_blocks, in huge pages)
 
 
 @dataclass
@@ -131,7 +131,7 @@ def ready(sig: Signal, state: SimState) -> Signal:
     if g is not None and sig.current is None:
         sig.current, sig.touched = accumulators(state, g.index, sig.steps, g.node, g.node.size // channels(
             g.node.shape), zero_touched=False)  # every position is written
-        kernels.conv_gather(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
+        gather.conv_gather(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b, g.node.w_t.shape[1],
                             sig.current, sig.touched, g.width, g.joined)
     return sig
 
@@ -220,9 +220,9 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     steps, c_in, (kh, kw, c_out) = sig.steps, node.geometry[0], node.w_t.shape[1:]
     fused_next, width = gather_plan(node, index, state.graph)
     n_events = int(sig.ptr[-1] - sig.ptr[0])
-    if not kernels.gather_pays(n_events, steps, node.geometry, node.w_t, fused_next, width):
+    if not gather.gather_pays(n_events, steps, node.geometry, node.w_t, fused_next, width):
         return None
-    joined = kernels.joined_pays(n_events, steps, node.geometry, node.w_t)
+    joined = gather.joined_pays(n_events, steps, node.geometry, node.w_t)
     site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
     code = np.empty(n_events + SET_BITS_SLACK, dtype=np.int32)  # room for bits_to_sites' branch-free stores
     if sig.fired is not None and sig.idx is None:  # spikes of a fused pass: index the bits
@@ -231,7 +231,7 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
         return Gathered(node, index, val, sig.fired.shape[0] == 1, site_ptr, code, width, joined,
                         weight_blocks(node, width, state.graph))
     binary = bool(sig.integer and np.all(sig.val == 1))
-    if not kernels.site_index(sig.ptr, sig.idx, sig.val, binary, node.geometry, kh, kw, c_out, site_ptr, code,
+    if not gather.site_index(sig.ptr, sig.idx, sig.val, binary, node.geometry, kh, kw, c_out, site_ptr, code,
                               weighted, plain):
         return None
     return Gathered(node, index, sig.val, binary, site_ptr, code, width, joined,
@@ -246,7 +246,7 @@ def gather_plan(node: ConvNode, index: int, graph: Graph) -> tuple[bool, int]:
         readers = [graph.nodes[j] for j in graph.consumers(index)]
         fused_next = bool(readers) and all(isinstance(r, NeuronNode) and neuron_fusable(r) for r in readers)
         levels = max((len(r.thresholds) for r in readers if isinstance(r, NeuronNode)), default=1)
-        graph.memo[key] = fused_next, fused_width(node.w_t.shape[3], levels) if fused_next else kernels.BLOCK
+        graph.memo[key] = fused_next, fused_width(node.w_t.shape[3], levels) if fused_next else gather.BLOCK
     return graph.memo[key]
 
 
@@ -260,9 +260,9 @@ def ones(graph: Graph, n: int) -> np.ndarray:
 
 
 def weight_blocks(node: ConvNode, width: int, graph: Graph) -> np.ndarray:
-    """``kernels.conv_blocks`` of the conv's weights (made once per width, in the graph's huge pages)."""
+    """``gather.conv_blocks`` of the conv's weights (made once per width, in the graph's huge pages)."""
     if width not in node.w_blocks:
-        node.w_blocks[width] = kernels.conv_blocks(node.w_t, width, graph.arena.empty)
+        node.w_blocks[width] = gather.conv_blocks(node.w_t, width, graph.arena.empty)
     return node.w_blocks[width]
 
 
@@ -270,7 +270,7 @@ def fused_width(c_out: int, levels: int = 1) -> int:
     """The register block ``fused.gather_neuron`` uses for ``c_out`` channels: 128 for one level (16
     vectors of sums and membranes still fit the 32 AVX-512 registers; 8% faster than two blocks of
     64 on 128-256 channels), else 64, else 32 (0: none)."""
-    widths = (kernels.WIDE, kernels.BLOCK, kernels.NARROW) if levels == 1 else (kernels.BLOCK, kernels.NARROW)
+    widths = (gather.WIDE, gather.BLOCK, gather.NARROW) if levels == 1 else (gather.BLOCK, gather.NARROW)
     return next((w for w in widths if c_out % w == 0), 0)
 
 
@@ -334,7 +334,7 @@ def at_rest(state: SimState) -> None:
     layers = [(j, n) for j, n in enumerate(state.graph.nodes) if isinstance(n, NeuronNode) and j not in state.membranes]
     spans = [-(-len(n.thresholds) * n.size // 16) * 16 for _, n in layers]  # floats, whole cache lines
     flags = [-(-(n.size // channels(n.shape)) // 64) * 64 for _, n in layers]
-    block = kernels.aligned_empty((sum(spans) + sum(flags) // 4,), np.float32)
+    block = memory.aligned_empty((sum(spans) + sum(flags) // 4,), np.float32)
     start, flag_start = 0, sum(spans)
     for (j, n), span, flag in zip(layers, spans, flags):
         v = block[start:start + len(n.thresholds) * n.size].reshape(len(n.thresholds), n.size)

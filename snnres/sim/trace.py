@@ -19,7 +19,7 @@ from .fold import BATCHNORMS, fold_batchnorm
 from .graph import (
     ConvNode, Graph, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError, as_f32, chw_to_hwc_rows, spatial_out,
 )
-from .kernels import aligned
+from .memory import aligned
 
 Handler = Callable[[nn.Module, str, Graph, int], int]
 HANDLERS: dict[type | str, Handler] = {}  # by class, or by "module.QualName" (no import needed)

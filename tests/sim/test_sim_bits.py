@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from snnres.sim import bits, intrinsics, kernels
+from snnres.sim import bits, gather, intrinsics
 
 
 def random_bits(rng, levels, steps, neurons, rate=0.07):
@@ -37,7 +37,7 @@ def test_emit_bits_lists_neurons_and_levels_in_order(levels):
     (1, 160, 1, 1, 0, 0.1), (1, 64, 3, 1, 1, 0.7), (1, 48, 3, 1, 1, 0.3), (1, 96, 3, 2, 0, 0.0)])
 def test_bits_to_sites_is_site_index_of_the_list(levels, c_in, kernel, stride, padding, rate):
     """``bits.bits_to_sites`` (sites, codes, level counts and SOP counts straight from the bits) equals
-    ``kernels.site_index`` on ``emit_bits``'s list, for channels that fill words, share them (32) or
+    ``gather.site_index`` on ``emit_bits``'s list, for channels that fill words, share them (32) or
     straddle them (96, 160, 48), with one and several levels; for one level and whole 32-bit halves
     the codes are written branch-free (``set_bits32``), also with more than 16 spikes in a half (0.7),
     and with none at all."""
@@ -52,7 +52,7 @@ def test_bits_to_sites_is_site_index_of_the_list(levels, c_in, kernel, stride, p
     idx, val = bits.emit_bits(words, ptr)
     n = int(ptr[-1])
     want = [np.empty((steps, h_in * w_in + 1), np.int64), np.empty(n, np.int64), np.zeros(steps), np.zeros(steps)]
-    assert kernels.site_index(ptr, idx, val, levels == 1, geometry, kh, kw, c_out, *want)
+    assert gather.site_index(ptr, idx, val, levels == 1, geometry, kh, kw, c_out, *want)
     code = np.full(n + intrinsics.SET_BITS_SLACK, -1, np.int32)
     got = [np.full_like(want[0], -1), code[:n], np.zeros(steps), np.zeros(steps)]
     got_val = np.full(n, np.nan, np.float32) if levels > 1 else np.ones(n, np.float32)

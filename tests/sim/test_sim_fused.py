@@ -11,7 +11,7 @@ from torch import nn
 
 from sim_testnets import TimeSequential, dyadic_, random_events
 from snnres.neurons import LIF, MLF
-from snnres.sim import EventSimulator, fused, kernels, simulator
+from snnres.sim import EventSimulator, fused, gather, kernels, simulator
 from test_sim_equality import assert_same_run
 
 LIFS = {  # tau 2 and 4: multiplied by 1/tau (exact); 1.5 and 3: divided
@@ -60,8 +60,8 @@ def fused_calls(monkeypatch, record) -> list:
 
 def gather_whenever_possible(monkeypatch) -> None:
     """Gather every conv that can be gathered, busy or not (``gather_pays``' shape conditions only)."""
-    pays = kernels.gather_pays
-    monkeypatch.setattr(kernels, "gather_pays", lambda nnz, steps, geometry, w_t, fused, width: nnz > 0 and pays(
+    pays = gather.gather_pays
+    monkeypatch.setattr(gather, "gather_pays", lambda nnz, steps, geometry, w_t, fused, width: nnz > 0 and pays(
         1 << 40, steps, geometry, w_t, fused, width))
 
 
@@ -98,7 +98,7 @@ def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["hard", "mlf"])
 def test_joined_windows_sum_like_row_by_row(kind, monkeypatch):
-    """A 3x3 window summed in one loop (``kernels.joined_pays``) gives the row-by-row loops' spikes,
+    """A 3x3 window summed in one loop (``gather.joined_pays``) gives the row-by-row loops' spikes,
     counts, logits and membranes bit for bit, fused and two-pass (padding only in y, stride 2), and
     ``conv_gather`` does too, with y-dilation (``test_sim_gather.wide_net``)."""
     from test_sim_gather import wide_net
@@ -110,7 +110,7 @@ def test_joined_windows_sum_like_row_by_row(kind, monkeypatch):
     for net in (fusable_net(rng, LIFS[kind]), wide_net(rng)):
         runs, joined = [], []
         for flag in (False, True):
-            monkeypatch.setattr(kernels, "joined_pays", lambda *a, _flag=flag: _flag)
+            monkeypatch.setattr(gather, "joined_pays", lambda *a, _flag=flag: _flag)
             calls = fused_calls(monkeypatch, lambda args: args[16])
             runs.append(run_with_state(net, events, sensor, T))
             joined.append(calls)
@@ -134,8 +134,8 @@ def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
     frames[2:6] *= rng.random((4, 2, 14, 16)) < 0.02
     one_shot = EventSimulator(net).run(torch.from_numpy(frames), record=True)
     calls = fused_calls(monkeypatch, lambda args: 1)
-    pays = kernels.gather_pays
-    monkeypatch.setattr(kernels, "gather_pays", lambda *a: pays(*a[:4], False))  # the quiet steps scatter
+    pays = gather.gather_pays
+    monkeypatch.setattr(gather, "gather_pays", lambda *a: pays(*a[:4], False))  # the quiet steps scatter
     stream = EventSimulator(net).stream(record=True)
     fused_chunks = []
     for lo in range(0, 8, 2):

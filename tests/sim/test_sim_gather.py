@@ -10,7 +10,7 @@ from torch import nn
 
 from sim_testnets import TimeSequential, dyadic_, random_events
 from snnres.neurons import LIF, MLF
-from snnres.sim import EventSimulator, fused, kernels
+from snnres.sim import EventSimulator, fused, gather, kernels
 from test_sim_equality import assert_same_run
 
 
@@ -36,12 +36,12 @@ def test_gather_matches_dense_and_scatter(seed, monkeypatch):
     net = wide_net(rng)
     events = random_events(rng, sensor, 18 * 14 * 2 * 3)
     calls = []
-    gather, gather_neuron = kernels.conv_gather, fused.gather_neuron
-    monkeypatch.setattr(kernels, "conv_gather", lambda *a: calls.append("gather") or gather(*a))
+    conv_gather, gather_neuron = gather.conv_gather, fused.gather_neuron
+    monkeypatch.setattr(gather, "conv_gather", lambda *a: calls.append("gather") or conv_gather(*a))
     monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append("fused") or gather_neuron(*a))
     out = assert_same_run(net, events, sensor, T)
     assert calls == ["gather", "fused"], "both wide layers (busy inputs) should have been gathered"
-    monkeypatch.setattr(kernels, "gather_pays", lambda *a: False)
+    monkeypatch.setattr(gather, "gather_pays", lambda *a: False)
     ref = EventSimulator(net).run(events, sensor, T)
     assert torch.equal(out.logits, ref.logits)
     assert out.sops == ref.sops and out.macs == ref.macs
@@ -52,7 +52,7 @@ def test_site_index_rejects_unsorted_steps():
     ptr, idx, val = np.array([0, 2]), np.array([5, 3]), np.ones(2, np.float32)
     geometry = np.array([1, 4, 2, 4, 1, 1, 1, 1, 1, 1])
     fans = np.zeros(1), np.zeros(1)
-    assert not kernels.site_index(ptr, idx, val, True, geometry, 3, 3, 1, np.empty((1, 9), np.int64),
+    assert not gather.site_index(ptr, idx, val, True, geometry, 3, 3, 1, np.empty((1, 9), np.int64),
                                   np.empty(2, np.int64), *fans)
 
 

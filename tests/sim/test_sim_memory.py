@@ -1,9 +1,9 @@
-"""Weights in huge pages (``memory.HugePageArena``) and in register blocks (``kernels.conv_blocks``)."""
+"""Weights in huge pages (``memory.HugePageArena``) and in register blocks (``gather.conv_blocks``)."""
 
 import numpy as np
 import pytest
 
-from snnres.sim import kernels, memory
+from snnres.sim import gather, memory
 
 
 def test_arena_arrays_are_aligned_and_disjoint():
@@ -34,8 +34,8 @@ def test_conv_blocks_split_output_channels(width):
     padded = np.zeros((30, -(-150 // width) * width), np.float32)
     padded[:, :150] = rows
     want = padded.reshape(30, -1, width).transpose(1, 0, 2)
-    for empty in (kernels.aligned_empty, memory.HugePageArena().empty):
+    for empty in (memory.aligned_empty, memory.HugePageArena().empty):
         stale = empty((want.size,), np.float32)
         stale[...] = np.nan  # conv_blocks must write every entry, zeros included
-        got = kernels.conv_blocks(w_t, width, lambda shape, dtype: stale.reshape(shape))
+        got = gather.conv_blocks(w_t, width, lambda shape, dtype: stale.reshape(shape))
         np.testing.assert_array_equal(got, want)
