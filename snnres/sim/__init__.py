@@ -6,6 +6,7 @@ layer, exact SOP and neuron-update counts). How it maps to neuromorphic hardware
 
 from .fold import fold_batchnorm
 from .graph import UnsupportedLayerError
-from .simulator import EventSimulator, SimResult
+from .simulator import EventSimulator
+from .state import SimResult
 
 __all__ = ["EventSimulator", "SimResult", "UnsupportedLayerError", "fold_batchnorm"]

@@ -197,7 +197,7 @@ RUNNERS = {ConvNode: run_synapse, LinearNode: run_synapse, NeuronNode: run_neuro
 @dataclass
 class _Chunk:
     device: torch.device
-    state: object                   # simulator.SimState
+    state: object                   # state.SimState
     counts: torch.Tensor            # [nodes, 2] float64: (SOPs, MACs) or (spikes, updates)
     integer_input: dict[int, bool]
 

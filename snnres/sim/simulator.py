@@ -10,7 +10,6 @@ stream can be fed in pieces (``stream()``). See ``README.md`` for the mapping to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numba
@@ -22,107 +21,8 @@ from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
 from . import bits, cuda, fused, gather, kernels, memory
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from .intrinsics import SET_BITS_SLACK
+from .state import Gathered, Signal, SimResult, SimState, channels
 from .trace import trace
-
-
-@dataclass
-class Gathered:
-    """A conv's input events indexed for ``gather.conv_gather`` (``site_ptr``, ``code``), not yet
-    summed: the LIF/MLF layer it feeds sums them itself (``fused.gather_neuron``); any other reader
-    gets the current (``ready``)."""
-
-    node: ConvNode
-    index: int
-    val: np.ndarray
-    binary: bool  # every val is 1
-    site_ptr: np.ndarray
-    code: np.ndarray
-    width: int  # output channels per register block
-    joined: bool  # a 3x3 window's rows summed in one loop (gather.joined_pays)
-    w_b: np.ndarray  # the weights in blocks of ``width`` (gather.conv_blocks, in huge pages)
-
-
-@dataclass
-class Signal:
-    """One chunk of a node's output: CSR events ``(ptr, idx, val)``, or a current ``[T, N]``.
-
-    A synaptic layer's current comes with ``touched [T, P]`` (positions that got input) and its
-    ``bias`` per channel, added when the current is read; other currents are complete. A gathered
-    conv's current is summed when first read (``gathered``, ``ready``). A fused pass's spikes stay
-    bit planes (``fired``, with ``ptr``) until a reader needs the list (``emitted``); a gathered
-    conv indexes them straight from the bits.
-    """
-
-    ptr: np.ndarray | None = None
-    idx: np.ndarray | None = None
-    val: np.ndarray | None = None
-    current: np.ndarray | None = None
-    touched: np.ndarray | None = None
-    bias: np.ndarray | None = None
-    integer: bool = True
-    gathered: Gathered | None = None
-    partial: bool = False  # a scattered current: valid only at touched positions (``complete``)
-    fired: np.ndarray | None = None  # spike bits [K, T, N / 64] of a ``fused`` pass; idx, val: None until read
-
-    @property
-    def steps(self) -> int:
-        if self.gathered is not None:
-            return self.gathered.site_ptr.shape[0]
-        return len(self.ptr) - 1 if self.current is None else self.current.shape[0]
-
-
-@dataclass
-class SimState:
-    """Everything carried between chunks: membranes, counters, the summed output."""
-
-    membranes: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (v [K, N], awake [P])
-    sizes: list[int] = field(default_factory=list)
-    steps: int = 0
-    out_sum: np.ndarray | None = None
-    sops: dict[str, float] = field(default_factory=dict)
-    macs: dict[str, float] = field(default_factory=dict)
-    spikes: dict[str, int] = field(default_factory=dict)
-    updates: dict[str, int] = field(default_factory=dict)
-    trains: dict[str, list[np.ndarray]] | None = None
-    graph: Graph | None = None  # of the chunk being run (its scratch buffers)
-
-    def add_output(self, total: np.ndarray, steps: int) -> None:
-        """Account a chunk of ``steps`` steps whose output layer summed to ``total`` (float64)."""
-        self.out_sum = total if self.out_sum is None else self.out_sum + total
-        self.steps += steps
-
-
-@dataclass
-class SimResult:
-    """``logits [classes]`` (time-mean of the output layer); counts keyed by module name.
-
-    ``sops``: synaptic operations of layers fed by spikes (events x fan-out at each event's
-    position, an event of count k counting k times); ``macs``: layers fed by real values
-    (non-zero inputs x fan-out); ``neuron_updates``: neuron-steps that were computed;
-    ``spike_trains``: ``[T, C, H, W]`` spikes per neuron layer when run with ``record=True``.
-    """
-
-    logits: torch.Tensor
-    spikes_per_layer: dict[str, int]
-    sops: dict[str, float]
-    macs: dict[str, float]
-    neuron_updates: dict[str, int]
-    steps: int
-    spike_trains: dict[str, torch.Tensor] | None = None
-    layers: list[str] = field(default_factory=list)  # counted layers in execution order
-
-    @property
-    def prediction(self) -> int:
-        return int(self.logits.argmax())
-
-    @property
-    def total_sops(self) -> float:
-        return float(sum(self.sops.values()))
-
-
-def channels(shape: tuple[int, ...]) -> int:
-    """Neurons per position: C of ``(C, H, W)``; all of ``(F,)`` (one position)."""
-    return shape[0]
 
 
 def ready(sig: Signal, state: SimState) -> Signal:
@@ -404,30 +304,6 @@ def run_chunk(graph: Graph, state: SimState, chunk: Signal) -> None:
 
     out = ready(graph.evaluate(chunk, run), state)
     state.add_output(full_current(out, graph.nodes[graph.output].size).sum(axis=0, dtype=np.float64), chunk.steps)
-
-
-def result(graph: Graph, state: SimState) -> SimResult:
-    if state.steps == 0:
-        raise ValueError("no time step has been simulated yet")
-    logits = torch.from_numpy((state.out_sum / state.steps).astype(np.float32))
-    trains = None
-    if state.trains is not None:
-        trains = {}
-        for name, parts in state.trains.items():
-            node = next(n for n in graph.nodes if n.name == name)
-            flat = np.concatenate(parts).astype(np.float32)
-            trains[name] = _to_torch_layout(flat, node.shape)
-    layers = list(dict.fromkeys(n.name for n in graph.nodes[1:] if isinstance(n, (ConvNode, LinearNode, NeuronNode))))
-    return SimResult(logits, dict(state.spikes), dict(state.sops), dict(state.macs), dict(state.updates),
-                     state.steps, trains, layers)
-
-
-def _to_torch_layout(flat: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    """``[T, N]`` channels-last -> ``[T, C, H, W]`` (or ``[T, F]``)."""
-    if len(shape) == 3:
-        c, h, w = shape
-        return torch.from_numpy(np.ascontiguousarray(flat.reshape(-1, h, w, c).transpose(0, 3, 1, 2)))
-    return torch.from_numpy(flat.reshape(-1, *shape))
 
 
 class EventSimulator:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .events import bin_edges, check_events, check_sensor_size, events_to_csr, frames_to_csr, tonic_bins
-from .simulator import SimResult, SimState, Signal, result
+from .state import Signal, SimResult, SimState, result
 
 
 class EventStream:
