@@ -20,7 +20,7 @@ from .kernels import _charge, exact_reciprocal
 
 
 def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
-                   hard, fired):
+                   hard, fired, fresh):
     """Steps of ``conv -> LIF/MLF`` (``LEVELS`` levels) in whole blocks of ``WIDTH`` (128, 64 or 32)
     output channels (``C_out % WIDTH == 0``); compiled per (width, levels): ``GATHER_NEURON``.
 
@@ -29,7 +29,8 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
     V_r) / tau + X``), ``S_k = H >= V_th,k``, ``V_k = V_r`` (hard) or ``H - V_th,k`` (soft) on a
     spike, else ``H``. ``fired [K, T, N / 64]`` (uint64) gets ``S_k`` as bits (neuron ``i``: bit
     ``i % 64`` of word ``i // 64``; a block of 32 writes its 32-bit half); ``v [K, N]`` and
-    ``awake [P]`` (a neuron away from rest) change in place. Returns the neuron updates:
+    ``awake [P]`` (a neuron away from rest) change in place; ``fresh``: ``v`` is not yet written, every
+    neuron is at rest (a recording's first chunk: no pass to fill it). Returns the neuron updates:
     neuron-steps with ``X != 0`` or some ``V_k != V_r`` (a neuron at rest without input stays
     there: computing it changes nothing).
     """
@@ -59,7 +60,7 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
         for ox in range(w_out):
             p = oy * w_out + ox
             base = p * c_out + lo
-            _load(v, mem, base, levels, width)
+            _load(v, mem, base, levels, width, fresh, vr)
             for t in range(steps):
                 window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width, JOINED)
                 _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
@@ -69,15 +70,15 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
     return _finish(still, awake, updates)
 
 
-def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts, decay_input, hard, fired):
+def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts, decay_input, hard, fired, fresh):
     """A neuron layer fed by a current ``[T, N]`` (valid where ``touched [T, P]``; 0 elsewhere), as
     ``kernels.neuron_part`` computes it, position by position: a block of ``WIDTH`` neurons keeps
     its membranes in registers over all steps (``neuron_part`` goes step by step and reads and
     writes every membrane at every step), and spikes go to bit planes ``fired`` as in
     ``_gather_neuron``. A position is skipped only if no step touches it, it is at rest and
     ``visit_all`` (a bias, or a threshold at or below rest) is False: then it stays at rest. Same
-    spikes, membranes, ``awake`` flags and update counts as ``neuron_part``. Compiled per (width,
-    levels): ``NEURON_BITS``."""
+    spikes, membranes, ``awake`` flags and update counts as ``neuron_part``; ``fresh`` as in
+    ``_gather_neuron``. Compiled per (width, levels): ``NEURON_BITS``."""
     width, levels = WIDTH, LEVELS
     steps, n = current.shape
     n_pos = touched.shape[1]
@@ -101,6 +102,9 @@ def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts
         for t in range(steps):
             visit |= touched[t, p] != 0
         if not visit:  # at rest all along: no spike
+            if fresh:
+                for k in range(levels):
+                    v[k, base:base + width] = vr
             for t in range(steps):
                 for k in range(levels):
                     if WIDTH == 32:
@@ -111,7 +115,7 @@ def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts
             continue
         for o in range(width):
             busy_count[o] = 0
-        _load(v, mem, base, levels, width)
+        _load(v, mem, base, levels, width, fresh, vr)
         for t in range(steps):
             row = current[t, base:base + width]
             flag = touched[t, p] != 0
@@ -142,8 +146,12 @@ def _finish(still, awake, updates):
 
 
 @nb.njit(inline="always")
-def _load(v, mem, base, levels, width):
-    """A block's membranes into ``mem`` (level ``k`` at ``mem[k * width:]``)."""
+def _load(v, mem, base, levels, width, fresh, vr):
+    """A block's membranes into ``mem`` (level ``k`` at ``mem[k * width:]``); ``V_r`` if ``fresh``."""
+    if fresh:
+        for o in range(levels * width):
+            mem[o] = vr
+        return
     for k in range(levels):
         vk = v[k, base:base + width]  # a 1-D slice: the copy vectorises (2-D indexing does not)
         for o in range(width):
@@ -201,17 +209,17 @@ NEURON_BITS = {(width, levels): specialise(_neuron_bits, WIDTH=width, LEVELS=lev
 
 
 def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
-                  hard, fired, width: int = BLOCK, joined: bool = False) -> int:
+                  hard, fired, width: int = BLOCK, joined: bool = False, fresh: bool = False) -> int:
     """``_gather_neuron`` in blocks of ``width`` (128, 64 or 32) channels with ``len(thresholds)`` levels;
     ``w_b = gather.conv_blocks(w_t, width)``; ``joined``: a 3x3 window in one loop
-    (``gather.window_sum``). Returns the neuron updates."""
+    (``gather.window_sum``); ``fresh``: ``v`` not yet written (all at rest). Returns the neuron updates."""
     return GATHER_NEURON[width, len(thresholds), joined](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake,
-                                                 thresholds, consts, decay_input, hard, fired)
+                                                 thresholds, consts, decay_input, hard, fired, fresh)
 
 
 def neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts, decay_input, hard, fired,
-                width: int = BLOCK) -> int:
+                width: int = BLOCK, fresh: bool = False) -> int:
     """``_neuron_bits`` in blocks of ``width`` channels with ``len(thresholds)`` levels. Returns the
     neuron updates."""
     return NEURON_BITS[width, len(thresholds)](current, touched, bias, visit_all, v, awake, thresholds, consts,
-                                               decay_input, hard, fired)
+                                               decay_input, hard, fired, fresh)

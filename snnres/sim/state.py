@@ -62,6 +62,7 @@ class SimState:
     """Everything carried between chunks: membranes, counters, the summed output."""
 
     membranes: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (v [K, N], awake [P])
+    fresh: set[int] = field(default_factory=set)  # layers whose ``v`` is not written yet: all at rest
     sizes: list[int] = field(default_factory=list)
     steps: int = 0
     out_sum: np.ndarray | None = None

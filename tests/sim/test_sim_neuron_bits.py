@@ -20,11 +20,16 @@ CASES = {  # (thresholds, tau, V_r, decay_input, hard)
 @pytest.mark.parametrize("channels", [32, 96, 128, 256])
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_neuron_bits_is_neuron_chunk(case, channels, with_bias):
+@pytest.mark.parametrize("fresh", [False, True])
+def test_neuron_bits_is_neuron_chunk(case, channels, with_bias, fresh):
+    """Also ``fresh``: all at rest, the membranes not yet written (poisoned here): the kernel starts
+    from rest itself and writes every membrane, skipped positions included."""
     thresholds, tau, v_r, decay_input, hard = CASES[case]
     levels = len(thresholds)
     if channels == 256 and levels > 1:
         pytest.skip("one width per level count is enough")
+    if fresh and channels in (96, 256):
+        pytest.skip("a start from rest is checked on the 32- and 128-channel layouts")
     rng = np.random.default_rng(channels + levels + 7 * with_bias)
     steps, positions = 5, 13
     n = positions * channels
@@ -35,8 +40,9 @@ def test_neuron_bits_is_neuron_chunk(case, channels, with_bias):
     bias = (rng.integers(-2, 3, channels) * 0.0625).astype(np.float32) if with_bias else np.zeros(channels, np.float32)
     v0 = np.full((levels, n), v_r, dtype=np.float32)
     awake0 = np.zeros(positions, dtype=np.uint8)
-    awake0[1] = awake0[5] = 1  # away from rest from an earlier chunk (position 1: never touched now)
-    for p in (1, 5):
+    if not fresh:
+        awake0[1] = awake0[5] = 1  # away from rest from an earlier chunk (position 1: never touched now)
+    for p in () if fresh else (1, 5):
         v0[:, p * channels:(p + 1) * channels] = rng.integers(-3, 4, (levels, channels)) * np.float32(0.25)
     consts = np.array([tau, v_r, 0.0], dtype=np.float32)
     th = np.array(thresholds, dtype=np.float32)
@@ -49,12 +55,12 @@ def test_neuron_bits_is_neuron_chunk(case, channels, with_bias):
     updates_want = kernels.neuron_chunk(clean, touched, bias, with_bias, v_want, awake_want, th, consts,
                                         decay_input, hard, always, 1, ptr, idx, val)
 
-    v_got, awake_got = v0.copy(), awake0.copy()
+    v_got, awake_got = (np.full_like(v0, np.nan) if fresh else v0.copy()), awake0.copy()
     width = 128 if levels == 1 and channels % 128 == 0 else 64 if channels % 64 == 0 else 32
     fired = np.full((levels, steps, -(-n // 64)), np.uint64(0xDEADBEEF))  # every word is written
     fired[..., -1] = 0
     updates_got = fused.neuron_bits(current, touched, bias, with_bias or always, v_got, awake_got, th, consts,
-                                    decay_input, hard, fired, width)
+                                    decay_input, hard, fired, width, fresh)
     got_ptr, spikes = bits.bit_counts(fired)
     got_idx, got_val = bits.emit_bits(fired, got_ptr)
 
