@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..layers import SeqToANN, seq_bn, seq_conv
+from ..layers import SeqToANN, seq_bn
 from .common import SpikingHead, SpikingNet, with_backend
 from .registry import register
 from .sew_resnet import NEURONS

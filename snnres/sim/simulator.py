@@ -10,7 +10,7 @@ stream can be fed in pieces (``stream()``). See ``README.md`` for the mapping to
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numba
 import numpy as np
@@ -23,6 +23,9 @@ from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, 
 from .intrinsics import SET_BITS_SLACK
 from .state import Gathered, Signal, SimResult, SimState, channels
 from .trace import trace
+
+if TYPE_CHECKING:
+    from .stream import EventStream
 
 
 def ready(sig: Signal, state: SimState) -> Signal:
@@ -360,7 +363,7 @@ class EventSimulator:
             stream.push_frames(events, T)
         return stream.result()
 
-    def stream(self, record: bool = False) -> "EventStream":
+    def stream(self, record: bool = False) -> EventStream:
         from .stream import EventStream
 
         return EventStream(self, record)

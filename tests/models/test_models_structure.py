@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from snnres.models import DualSpikeBlock, MembraneShortcutBlock, create_model
-from snnres.neurons import LIF, MLF
+from snnres.neurons import MLF
 
 
 def _capture(module, store, key):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from snnres.cli import main
-from snnres.train import CheckpointError, TrainConfig, TrainingDiverged, read_checkpoint, train
+from snnres.train import TrainConfig, TrainingDiverged, read_checkpoint, train
 
 TINY = ["--arch", "ms-resnet-cifar8", "--dataset", "synthetic-dvs", "--T", "4", "--batch-size", "8",
         "--lr", "0.05", "--dataset-arg", "num_samples=32", "--dataset-arg", "size=16"]

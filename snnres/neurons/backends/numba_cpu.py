@@ -185,7 +185,7 @@ if nb is not None:
         """Back in time: ``gH = gS g'(H - th) + gV dV/dH``, ``gX = gH dH/dX``, ``gV <- gH (1 - 1/tau)``."""
         T, N = x.shape
         tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
-        inv_tau, keep = c[INV_TAU], c[KEEP]
+        inv_tau = c[INV_TAU]
         inv_tau2 = np.float64(inv_tau) * np.float64(inv_tau)
         scratch = np.empty((slots, (T + 3) * block), dtype=x.dtype)  # per thread: H, gV, gH, V
         for b in nb.prange((N + block - 1) // block):
