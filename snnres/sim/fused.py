@@ -6,7 +6,7 @@ sums. Here, for each block of 128, 64 or 32 output channels and each output posi
 window's events are summed in registers step after step (``gather.window_sum``, the same sums
 in the same order), and the membranes of those neurons stay in registers over the steps, so the
 current never reaches memory. Same spikes, membranes and neuron-update counts as ``conv_gather``
-followed by ``neuron_chunk`` (the update is the same float32 arithmetic, ``kernels._charge``).
+followed by ``neuron_chunk`` (the update is the same float32 arithmetic as ``kernels._charge``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from .intrinsics import ge_bits, stack_f32, stack_i32
 from .gather import BLOCK, NARROW, WIDE, specialise, window_sum
-from .kernels import _charge, exact_reciprocal
+from .kernels import exact_reciprocal
 
 
 def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
@@ -174,7 +174,28 @@ def _store(v, mem, base, vr, levels, width):
 def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t, base, levels,
           width):
     """One step of a block of ``width`` neurons with input ``acc + b``: membranes ``mem``, spikes to bit planes,
-    updates counted per lane (MLF neurons as ``neuron_part`` counts them)."""
+    updates counted per lane (MLF neurons as ``neuron_part`` counts them). The charge equation is
+    chosen here, once per block and step: inside the unrolled lanes LLVM computes all four forms
+    (two of them divides) and selects, which cost the narrow layers 5-10%."""
+    if inv != 0:
+        if decay_input:
+            _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, True, True, hard, fired, halves, t, base,
+                     levels, width)
+        else:
+            _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, True, False, hard, fired, halves, t, base,
+                     levels, width)
+    elif decay_input:
+        _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, False, True, hard, fired, halves, t, base,
+                 levels, width)
+    else:
+        _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, False, False, hard, fired, halves, t, base,
+                 levels, width)
+
+
+@nb.njit(inline="always")
+def _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, multiply, decay_input, hard, fired, halves, t,
+             base, levels, width):
+    """``_step`` with the charge's form fixed (``multiply``, ``decay_input``: constants)."""
     if levels > 1:
         for o in range(width):
             busy = acc[o] + b[o] != 0
@@ -188,7 +209,7 @@ def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, ha
             vc = mem[k * width + o]
             if levels == 1:
                 busy_count[o] += np.int32((x != 0) | (vc != vr))
-            h = _charge(vc, x, tau, inv, vr, decay_input)
+            h = _charge_as(vc, x, tau, inv, vr, multiply, decay_input)
             hs[o] = h
             mem[k * width + o] = (vr if hard else h - th) if h >= th else h
         if width == 32:
@@ -196,6 +217,15 @@ def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, ha
         else:
             for part in range(width // 64):
                 fired[k, t, base // 64 + part] = ge_bits(hs[part * 64:], th, 64)
+
+
+
+@nb.njit(inline="always")
+def _charge_as(v, x, tau, inv, vr, multiply, decay_input):
+    """``kernels._charge`` with its form fixed: ``multiply`` by ``inv = 1 / tau`` (exact) or divide by ``tau``."""
+    if multiply:
+        return v + (x - (v - vr)) * inv if decay_input else v - (v - vr) * inv + x
+    return v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
 
 
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
