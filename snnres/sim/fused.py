@@ -14,8 +14,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .intrinsics import ge_bits, stack_f32, stack_i32
-from .gather import BLOCK, NARROW, WIDE, specialise, window_sum
+from .intrinsics import add_rows, ge_bits, stack_f32, stack_i32
+from .gather import BLOCK, NARROW, WIDE, _window_row, specialise, window_sum
 from .kernels import exact_reciprocal
 
 
@@ -32,7 +32,8 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
     ``awake [P]`` (a neuron away from rest) change in place; ``fresh``: ``v`` is not yet written, every
     neuron is at rest (a recording's first chunk: no pass to fill it). Returns the neuron updates:
     neuron-steps with ``X != 0`` or some ``V_k != V_r`` (a neuron at rest without input stays
-    there: computing it changes nothing).
+    there: computing it changes nothing). ``ROWS`` (a constant): an output row's windows are summed one
+    window row at a time (``_row_passes``), for blocks whose weights overflow the L2 cache.
     """
     width, levels = WIDTH, LEVELS
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
@@ -57,12 +58,20 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
         busy_count = nb.carray(stack_i32(WIDTH), WIDTH)  # per lane: no horizontal sum per step
         for o in range(width):
             busy_count[o] = 0
+        if ROWS:  # the window rows in turn, each over all positions and steps: one row's weights at a time
+            sums = np.empty((w_out, steps, width), dtype=np.float32)
+            _row_passes(site_ptr, h_in, code, val, binary, geometry, kh, kw, w, oy, acc, sums, width)
         for ox in range(w_out):
             p = oy * w_out + ox
             base = p * c_out + lo
             _load(v, mem, base, levels, width, fresh, vr)
             for t in range(steps):
-                window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width, JOINED)
+                if ROWS:
+                    summed = sums[ox, t]
+                    for o in range(width):
+                        acc[o] = summed[o]
+                else:
+                    window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width, JOINED)
                 _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
                       base, levels, width)
             still[blk, p] = _store(v, mem, base, vr, levels, width)
@@ -228,23 +237,58 @@ def _charge_as(v, x, tau, inv, vr, multiply, decay_input):
     return v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
 
 
+@nb.njit(inline="always")
+def _row_passes(site_ptr, h_in, code, val, binary, geometry, kh, kw, w, oy, acc, sums, width):
+    """``sums[ox, t]``: the window sums of output row ``oy`` (``gather.window_sum``'s, bit for bit), made
+    window row by window row, each over all positions and steps, so that only that row's weights (a
+    third of a 3x3 kernel's) are in use at a time: a gathered conv reads one weight row per event
+    from anywhere in the block, and its time grows with the block's size well before it overflows L2
+    (the benchmark's 256 -> 256 conv at 5%: ~0.5 ms with its rows in L1, ~1.2 ms over its 1.2 MB
+    blocks). Adding a row into the partial sums costs one store and load per step and position."""
+    c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
+    for ky in range(kh):
+        y = oy * sh - ph + ky * dh
+        for ox in range(w_out):
+            x0 = ox * sw - pw
+            xa, xb = max(x0, 0), min(x0 + kw - 1, w_in - 1)
+            for t in range(site_ptr.shape[0]):
+                partial = sums[ox, t]
+                for o in range(width):
+                    acc[o] = partial[o] if ky > 0 else 0
+                start, stop, shift = _window_row(site_ptr[t], h_in, w_in, y, xa, xb, ky * kw - x0)
+                if binary:
+                    add_rows(acc, w, code, val, start, stop, shift, False, width)
+                else:
+                    add_rows(acc, w, code, val, start, stop, shift, True, width)
+                for o in range(width):
+                    partial[o] = acc[o]
+
+
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
-WIDTH, LEVELS, MEMBRANES, JOINED = BLOCK, 1, BLOCK, False  # set per variant by ``gather.specialise``
+WIDTH, LEVELS, MEMBRANES, JOINED, ROWS = BLOCK, 1, BLOCK, False, False  # set per variant by ``gather.specialise``
+ROW_PASS_BYTES = 256 << 10  # a block's weights above this are summed in row passes (``_row_passes``): on the
+# benchmark network at 5% (Zen 5, one thread) the 295 KB - 1.2 MB blocks took 10-24% less time so, a 74 KB one 10% more
 VARIANTS = [(width, levels) for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)]
-GATHER_NEURON = {(width, levels, joined): specialise(_gather_neuron, WIDTH=width, LEVELS=levels,
-                                                     MEMBRANES=width * levels, JOINED=joined)
-                 for width, levels in VARIANTS for joined in (False, True)}  # compiled when first used
+GATHER_NEURON = {(width, levels, joined, rows): specialise(_gather_neuron, WIDTH=width, LEVELS=levels,
+                                                           MEMBRANES=width * levels, JOINED=joined and not rows,
+                                                           ROWS=rows)
+                 for width, levels in VARIANTS for joined in (False, True) for rows in (False, True)}  # compiled when first used
 NEURON_BITS = {(width, levels): specialise(_neuron_bits, WIDTH=width, LEVELS=levels, MEMBRANES=width * levels)
                for width, levels in VARIANTS}
 
 
 def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
-                  hard, fired, width: int = BLOCK, joined: bool = False, fresh: bool = False) -> int:
+                  hard, fired, width: int = BLOCK, joined: bool = False, fresh: bool = False,
+                  rows: bool | None = None) -> int:
     """``_gather_neuron`` in blocks of ``width`` (128, 64 or 32) channels with ``len(thresholds)`` levels;
     ``w_b = gather.conv_blocks(w_t, width)``; ``joined``: a 3x3 window in one loop
-    (``gather.window_sum``); ``fresh``: ``v`` not yet written (all at rest). Returns the neuron updates."""
-    return GATHER_NEURON[width, len(thresholds), joined](val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake,
-                                                 thresholds, consts, decay_input, hard, fired, fresh)
+    (``gather.window_sum``); ``fresh``: ``v`` not yet written (all at rest); ``rows``: sum in row
+    passes (default: where a block's weights exceed ``ROW_PASS_BYTES``). Returns the neuron updates."""
+    if rows is None:
+        rows = w_b[0].nbytes > ROW_PASS_BYTES
+    return GATHER_NEURON[width, len(thresholds), joined and not rows, rows](
+        val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input, hard, fired,
+        fresh)
 
 
 def neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts, decay_input, hard, fired,

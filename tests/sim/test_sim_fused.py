@@ -194,3 +194,42 @@ def test_residual_models_fuse_and_match(arch, monkeypatch):
     assert calls and (arch != "ds-resnet8" or min(calls) == 3), calls  # DS-ResNet: 3-level MLF layers
     monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
     same_counts(out, EventSimulator(net).run(events, sensor, T, record=True))
+
+
+class KeyLog(dict):
+    """A dict that records the keys read from it."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.read = []
+
+    def __getitem__(self, key):
+        self.read.append(key)
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize("kind", ["hard", "no-decay-input", "mlf"])
+def test_row_passes_sum_like_whole_windows(kind, monkeypatch):
+    """Windows summed one window row at a time over all positions and steps (``fused._row_passes``, for
+    blocks too big for L2) give the whole-window sums' spikes, counts, logits and membranes bit for
+    bit, for every layer of the fusable net (stride 2, padding in y only, joined windows or not)."""
+    rng = np.random.default_rng(23)
+    sensor, T = (16, 14, 2), 5
+    events = random_events(rng, sensor, 16 * 14 * 2 * 3)
+    net = fusable_net(rng, LIFS[kind])
+    gather_whenever_possible(monkeypatch)
+    runs, used = [], []
+    for limit in (1 << 62, 0):  # never, always
+        monkeypatch.setattr(fused, "ROW_PASS_BYTES", limit)
+        monkeypatch.setattr(fused, "GATHER_NEURON", KeyLog(fused.GATHER_NEURON))
+        runs.append(run_with_state(net, events, sensor, T))
+        used.append({key[3] for key in fused.GATHER_NEURON.read})
+    assert used == [{False}, {True}]
+    (a, a_membranes), (b, b_membranes) = runs
+    assert sum(a.spikes_per_layer.values()) > 0
+    same_counts(a, b)
+    for name, train in a.spike_trains.items():
+        assert torch.equal(b.spike_trains[name], train)
+    for index, (v, awake) in a_membranes.items():
+        np.testing.assert_array_equal(b_membranes[index][0].view(np.uint32), v.view(np.uint32))
+        np.testing.assert_array_equal(b_membranes[index][1], awake)
