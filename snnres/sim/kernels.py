@@ -352,6 +352,16 @@ def _fill(dense, ptr, idx, val, scale):
                 j += 1
 
 
+@nb.njit(cache=True)
+def all_ones(val) -> bool:
+    """Whether every value is 1 (events that are plain spikes). numpy's ``np.all(val == 1)`` makes a
+    temporary array: ~30 us on the benchmark's 6500 sensor events in the run, ~2 us here."""
+    for x in val:
+        if x != 1:
+            return False
+    return True
+
+
 def compact(dense: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense ``[T, N]`` -> CSR ``(ptr, idx, val)`` of its non-zero entries, values ``/ scale`` (float32)."""
     ptr = np.cumsum(_row_counts(dense))

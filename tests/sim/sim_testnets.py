@@ -105,3 +105,18 @@ def random_conv_net(rng: np.random.Generator, sensor_size, variant: int, classes
             features = TimeSequential(*layers)(torch.zeros(1, 1, p, sensor_size[1], sensor_size[0])).numel()
         layers += [nn.Flatten(), nn.Linear(features, classes)]
     return dyadic_(TimeSequential(*layers), rng)
+
+
+def poison_scratch(graph) -> int:
+    """Fill every array a graph keeps between runs (its scratch buffers, and the membranes of
+    finished runs waiting for the next recording) with NaN (floats) or the largest integer;
+    returns how many membrane sets there were."""
+    store = graph.scratch.__dict__
+    arrays = [a for a in store.values() if isinstance(a, np.ndarray)]
+    pools = store.get("membranes", [])
+    for membranes in pools:
+        for v, awake in membranes.values():
+            arrays += [v, awake]
+    for a in arrays:
+        a[...] = np.nan if a.dtype.kind == "f" else np.iinfo(a.dtype).max
+    return len(pools)

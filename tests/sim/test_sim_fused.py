@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from sim_testnets import TimeSequential, dyadic_, random_events
+from sim_testnets import TimeSequential, dyadic_, poison_scratch, random_events
 from snnres.neurons import LIF, MLF
 from snnres.sim import EventSimulator, fused, gather, kernels, simulator
 from test_sim_equality import assert_same_run
@@ -44,8 +44,7 @@ def run_with_state(net, events, sensor, T):
     time with every reused buffer poisoned (the kernels must write all they read)."""
     sim = EventSimulator(net)
     sim.run(events, sensor, T)
-    for buffer in sim.graph((sensor[2], sensor[1], sensor[0])).scratch.__dict__.values():
-        buffer[...] = np.nan if buffer.dtype.kind == "f" else np.iinfo(buffer.dtype).max
+    poison_scratch(sim.graph((sensor[2], sensor[1], sensor[0])))
     stream = sim.stream(record=True)
     stream.push_events_tonic(events, sensor, T)
     return stream.result(), stream.state.membranes

@@ -76,3 +76,12 @@ def test_divide_is_integer_divmod():
     q, r = _divide_all(n.astype(np.int64), d.astype(np.int64))
     np.testing.assert_array_equal(q, n // d)
     np.testing.assert_array_equal(r, n % d)
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([], True), ([1, 1, 1], True), ([1, 2, 1], False), ([1, np.nextafter(np.float32(1), np.float32(2))], False), ([1, np.nan], False),
+    ([0.5, 1], False),
+])
+def test_all_ones_is_numpys(values, expected):
+    val = np.array(values, dtype=np.float32)
+    assert kernels.all_ones(val) is expected == bool(np.all(val == 1))

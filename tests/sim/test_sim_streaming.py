@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sim_testnets import random_conv_net, random_events
+from sim_testnets import poison_scratch, random_conv_net, random_events
 from snnres.sim import EventSimulator
 
 
@@ -91,8 +91,31 @@ def test_stale_scratch_buffers_are_never_read(variant):
     sim = EventSimulator(net)
     events = random_events(rng, sensor, 800)
     first = sim.run(events, sensor, T, record=True)
-    scratch = sim.graph((2, 12, 14)).scratch.__dict__
-    assert scratch, "the run should have left reusable buffers"
-    for buffer in scratch.values():
-        buffer[...] = np.nan if buffer.dtype.kind == "f" else 1
+    graph = sim.graph((2, 12, 14))
+    assert graph.scratch.__dict__, "the run should have left reusable buffers"
+    assert poison_scratch(graph) == 1, "the run should have left its membranes for the next"
     same_result(sim.run(events, sensor, T, record=True), first)
+
+
+def test_runs_reuse_membranes_from_rest():
+    """A run takes the membranes a finished run left (poisoned here) and starts them from rest: a
+    second recording on the same simulator gives what a new simulator gives, and so does the first
+    recording again; a user's stream keeps its own."""
+    rng = np.random.default_rng(3)
+    sensor, T = (14, 12, 2), 6
+    net = random_conv_net(rng, sensor, 1)
+    a, b = (random_events(rng, sensor, 900) for _ in range(2))
+    sim = EventSimulator(net)
+    first = sim.run(a, sensor, T, record=True)
+    graph = sim.graph((2, 12, 14))
+    stream = sim.stream()
+    stream.push_events_tonic(b, sensor, T)
+    held = {j: v.copy() for j, (v, _) in stream.state.membranes.items()}
+    for _ in range(2):
+        poison_scratch(graph)
+        same_result(sim.run(b, sensor, T, record=True), EventSimulator(net).run(b, sensor, T, record=True))
+    assert len(graph.scratch.__dict__["membranes"]) == 1
+    poison_scratch(graph)
+    same_result(sim.run(a, sensor, T, record=True), first)
+    for j, (v, _) in stream.state.membranes.items():
+        np.testing.assert_array_equal(v, held[j])
