@@ -107,6 +107,15 @@ class Graph:
     arena: HugePageArena = field(default_factory=HugePageArena, repr=False, compare=False)  # weights read at random
     memo: dict = field(default_factory=dict, repr=False, compare=False)  # what depends on the nodes only (readers, plans)
 
+    def growing(self, key, n: int, dtype) -> np.ndarray:
+        """This thread's reusable 1-D array for ``key``, uninitialised, cut to ``n`` entries (made anew,
+        twice as large, when too short): for arrays whose size follows the activity."""
+        store = self.scratch.__dict__
+        arr = store.get(key)
+        if arr is None or arr.size < n or arr.dtype != dtype:
+            arr = store[key] = aligned_empty((max(n, 2 * (0 if arr is None else arr.size)),), dtype)
+        return arr[:n]
+
     def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:
         """This thread's reusable array for ``key`` (zeroed if ``zero``, else stale): fresh arrays
         cost a page fault per 4 KiB on first write, more than the arithmetic at low activity."""

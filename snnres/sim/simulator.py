@@ -126,8 +126,10 @@ def gather_index(node: ConvNode, sig: Signal, state: SimState, index: int, weigh
     if not gather.gather_pays(n_events, steps, node.geometry, node.w_t, fused_next, width):
         return None
     joined = gather.joined_pays(n_events, steps, node.geometry, node.w_t)
-    site_ptr = np.empty((steps, state.sizes[node.inputs[0]] // c_in + 1), dtype=np.int64)
-    code = np.empty(n_events + SET_BITS_SLACK, dtype=np.int32)  # room for bits_to_sites' branch-free stores
+    # both written in full by the indexing kernels; fresh arrays (0.5 MB for the benchmark's sensor) were slow
+    site_ptr = state.graph.buffer((index, "site_ptr"), (steps, state.sizes[node.inputs[0]] // c_in + 1), np.int64,
+                                  False)
+    code = state.graph.growing((index, "code"), n_events + SET_BITS_SLACK, np.int32)  # room for branch-free stores
     if sig.fired is not None and sig.idx is None:  # spikes of a fused pass: index the bits
         val = ones(state.graph, n_events) if sig.fired.shape[0] == 1 else np.ones(n_events, np.float32)  # level counts
         bits.bits_to_sites(sig.fired, sig.ptr, node.geometry, kh, kw, c_out, site_ptr, code, val, weighted, plain)
