@@ -364,10 +364,36 @@ def all_ones(val) -> bool:
 
 def compact(dense: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dense ``[T, N]`` -> CSR ``(ptr, idx, val)`` of its non-zero entries, values ``/ scale`` (float32)."""
+    if dense.size <= SMALL:
+        return _compact_serial(dense, dense.dtype.type(scale))
     ptr = np.cumsum(_row_counts(dense))
     idx = np.empty(ptr[-1], dtype=np.int64)
     val = np.empty(ptr[-1], dtype=np.float32)
     _fill(dense, ptr, idx, val, dense.dtype.type(scale))
+    return ptr, idx, val
+
+
+SMALL = 1 << 15  # entries: ``compact`` in one serial call (a pooled layer's [T, C]: ~40 -> ~5 us in the run)
+
+
+@nb.njit(cache=True)
+def _compact_serial(dense, scale):
+    """``compact`` in one pass over the rows (the values are read twice: counted, then stored)."""
+    T, N = dense.shape
+    ptr = np.zeros(T + 1, dtype=np.int64)
+    for t in range(T):
+        n = 0
+        for i in range(N):
+            n += dense[t, i] != 0
+        ptr[t + 1] = ptr[t] + n
+    idx = np.empty(ptr[T], dtype=np.int64)
+    val = np.empty(ptr[T], dtype=np.float32)
+    j = 0
+    for t in range(T):
+        for i in range(N):
+            if dense[t, i] != 0:
+                idx[j], val[j] = i, dense[t, i] / scale
+                j += 1
     return ptr, idx, val
 
 

@@ -85,3 +85,21 @@ def test_divide_is_integer_divmod():
 def test_all_ones_is_numpys(values, expected):
     val = np.array(values, dtype=np.float32)
     assert kernels.all_ones(val) is expected == bool(np.all(val == 1))
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1.0), (np.float32, 9.0), (np.float64, 4.0)])
+def test_compact_serial_and_parallel_agree(dtype, scale, monkeypatch):
+    """``kernels.compact`` of a small array (one serial call) and of a large one (counted, then filled
+    in parallel) list the same non-zero entries, values divided by ``scale``."""
+    rng = np.random.default_rng(4)
+    dense = (rng.normal(size=(7, 300)) * (rng.random((7, 300)) < 0.2)).astype(dtype)
+    dense[2] = 0
+    dense[3, :5] = -0.0
+    want_t, want_i = np.nonzero(dense)
+    want = (np.searchsorted(want_t, np.arange(8)), want_i, (dense[want_t, want_i] / dense.dtype.type(scale)))
+    for small in (1 << 62, 0):
+        monkeypatch.setattr(kernels, "SMALL", small)
+        ptr, idx, val = kernels.compact(dense, scale)
+        np.testing.assert_array_equal(ptr, want[0])
+        np.testing.assert_array_equal(idx, want[1])
+        np.testing.assert_array_equal(val, want[2].astype(np.float32))
