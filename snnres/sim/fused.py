@@ -33,7 +33,7 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
     neuron is at rest (a recording's first chunk: no pass to fill it). Returns the neuron updates:
     neuron-steps with ``X != 0`` or some ``V_k != V_r`` (a neuron at rest without input stays
     there: computing it changes nothing). ``ROWS`` (a constant): an output row's windows are summed one
-    window row at a time (``_row_passes``), for blocks whose weights overflow the L2 cache.
+    window row at a time (``_row_passes``), for blocks of more than ``ROW_PASS_BYTES`` of weights.
     """
     width, levels = WIDTH, LEVELS
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
@@ -184,8 +184,8 @@ def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, ha
           width):
     """One step of a block of ``width`` neurons with input ``acc + b``: membranes ``mem``, spikes to bit planes,
     updates counted per lane (MLF neurons as ``neuron_part`` counts them). The charge equation is
-    chosen here, once per block and step: inside the unrolled lanes LLVM computes all four forms
-    (two of them divides) and selects, which cost the narrow layers 5-10%."""
+    chosen here, once per block and step: inside the unrolled lanes LLVM computed all four forms
+    (two of them divides) and selected one, 5-10% of a narrow layer's time on captured inputs."""
     if inv != 0:
         if decay_input:
             _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, True, True, hard, fired, halves, t, base,
@@ -228,7 +228,6 @@ def _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, multiply, de
                 fired[k, t, base // 64 + part] = ge_bits(hs[part * 64:], th, 64)
 
 
-
 @nb.njit(inline="always")
 def _charge_as(v, x, tau, inv, vr, multiply, decay_input):
     """``kernels._charge`` with its form fixed: ``multiply`` by ``inv = 1 / tau`` (exact) or divide by ``tau``."""
@@ -266,8 +265,8 @@ def _row_passes(site_ptr, h_in, code, val, binary, geometry, kh, kw, w, oy, acc,
 
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
 WIDTH, LEVELS, MEMBRANES, JOINED, ROWS = BLOCK, 1, BLOCK, False, False  # set per variant by ``gather.specialise``
-ROW_PASS_BYTES = 256 << 10  # a block's weights above this are summed in row passes (``_row_passes``): on the
-# benchmark network at 5% (Zen 5, one thread) the 295 KB - 1.2 MB blocks took 10-24% less time so, a 74 KB one 10% more
+ROW_PASS_BYTES = 256 << 10  # blocks with more weights than this are summed in row passes (``_row_passes``); on the
+# benchmark network at 5% (Zen 5) that took 10-24% off its 295 KB - 1.2 MB blocks and would add 10% to its 74 KB one
 VARIANTS = [(width, levels) for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)]
 GATHER_NEURON = {(width, levels, joined, rows): specialise(_gather_neuron, WIDTH=width, LEVELS=levels,
                                                            MEMBRANES=width * levels, JOINED=joined and not rows,
