@@ -70,6 +70,18 @@ def same_counts(a, b):
     assert a.neuron_updates == b.neuron_updates and a.spikes_per_layer == b.spikes_per_layer
 
 
+def same_runs(a, b):
+    """Two ``run_with_state`` results: the same counts and logits, spike trains, and membranes and
+    'away from rest' flags bit for bit."""
+    (out_a, membranes_a), (out_b, membranes_b) = a, b
+    same_counts(out_a, out_b)
+    for name, train in out_a.spike_trains.items():
+        assert torch.equal(out_b.spike_trains[name], train)
+    for index, (v, awake) in membranes_a.items():
+        np.testing.assert_array_equal(membranes_b[index][0].view(np.uint32), v.view(np.uint32))
+        np.testing.assert_array_equal(membranes_b[index][1], awake)
+
+
 @pytest.mark.parametrize("kind", list(LIFS))
 def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
     rng = np.random.default_rng(len(kind))
@@ -83,16 +95,10 @@ def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
     assert sorted(shape[1] for shape, _ in calls) == sizes, "every neuron layer fuses"
     levels = calls[0][0][0]
     assert [width for _, width in calls] == [32, 64, 32, 128 if levels == 1 else 64]
-    out, membranes = run_with_state(net, events, sensor, T)
-    assert sum(out.spikes_per_layer.values()) > 0
+    fused_run = run_with_state(net, events, sensor, T)
+    assert sum(fused_run[0].spikes_per_layer.values()) > 0
     monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
-    two_pass, two_pass_membranes = run_with_state(net, events, sensor, T)
-    same_counts(out, two_pass)
-    for name, train in two_pass.spike_trains.items():
-        assert torch.equal(out.spike_trains[name], train)
-    for index, (v, awake) in two_pass_membranes.items():
-        np.testing.assert_array_equal(membranes[index][0].view(np.uint32), v.view(np.uint32))
-        np.testing.assert_array_equal(membranes[index][1], awake)
+    same_runs(run_with_state(net, events, sensor, T), fused_run)
 
 
 @pytest.mark.parametrize("kind", ["hard", "mlf"])
@@ -116,12 +122,7 @@ def test_joined_windows_sum_like_row_by_row(kind, monkeypatch):
             monkeypatch.undo()
             gather_whenever_possible(monkeypatch)
         assert not any(joined[0]) and joined[1] and all(joined[1])
-        (a, a_membranes), (b, b_membranes) = runs
-        same_counts(a, b)
-        for name, train in a.spike_trains.items():
-            assert torch.equal(b.spike_trains[name], train)
-        for index, (v, awake) in a_membranes.items():
-            np.testing.assert_array_equal(b_membranes[index][0].view(np.uint32), v.view(np.uint32))
+        same_runs(*runs)
 
 
 def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
@@ -224,11 +225,5 @@ def test_row_passes_sum_like_whole_windows(kind, monkeypatch):
         runs.append(run_with_state(net, events, sensor, T))
         used.append({key[3] for key in fused.GATHER_NEURON.read})
     assert used == [{False}, {True}]
-    (a, a_membranes), (b, b_membranes) = runs
-    assert sum(a.spikes_per_layer.values()) > 0
-    same_counts(a, b)
-    for name, train in a.spike_trains.items():
-        assert torch.equal(b.spike_trains[name], train)
-    for index, (v, awake) in a_membranes.items():
-        np.testing.assert_array_equal(b_membranes[index][0].view(np.uint32), v.view(np.uint32))
-        np.testing.assert_array_equal(b_membranes[index][1], awake)
+    assert sum(runs[0][0].spikes_per_layer.values()) > 0
+    same_runs(*runs)
