@@ -147,12 +147,21 @@ class Graph:
         return readers[index]
 
     def last_use(self) -> list[int]:
-        """For each node, the index of the last node reading it (itself if none)."""
-        last = list(range(len(self.nodes)))
-        for j, node in enumerate(self.nodes):
-            for i in node.inputs:
-                last[i] = max(last[i], j)
+        """For each node, the index of the last node reading it (itself if none); found once."""
+        last = self.memo.get("last_use")
+        if last is None:
+            last = self.memo["last_use"] = list(range(len(self.nodes)))
+            for j, node in enumerate(self.nodes):
+                for i in node.inputs:
+                    last[i] = max(last[i], j)
         return last
+
+    def sizes(self) -> list[int]:
+        """Every node's output size (neurons or features per step); found once."""
+        sizes = self.memo.get("sizes")
+        if sizes is None:
+            sizes = self.memo["sizes"] = [n.size for n in self.nodes]
+        return sizes
 
     def evaluate(self, first, run: Callable[[int, Node, list], object]):
         """The output node's signal: ``first`` for the input node, then ``run(j, node, inputs)`` for

@@ -322,7 +322,7 @@ RUNNERS: dict[type, Callable] = {
 
 def run_chunk(graph: Graph, state: SimState, chunk: Signal) -> None:
     """Advance ``state`` by the chunk's steps: every node in order, each over all the steps."""
-    state.sizes = [n.size for n in graph.nodes]
+    state.sizes = graph.sizes()
     state.graph = graph
 
     def run(j: int, node, inputs: list[Signal]) -> Signal:

@@ -123,9 +123,12 @@ def result(graph: Graph, state: SimState) -> SimResult:
             node = next(n for n in graph.nodes if n.name == name)
             flat = np.concatenate(parts).astype(np.float32)
             trains[name] = _to_torch_layout(flat, node.shape)
-    layers = list(dict.fromkeys(n.name for n in graph.nodes[1:] if isinstance(n, (ConvNode, LinearNode, NeuronNode))))
+    layers = graph.memo.get("counted")
+    if layers is None:
+        layers = graph.memo["counted"] = list(dict.fromkeys(
+            n.name for n in graph.nodes[1:] if isinstance(n, (ConvNode, LinearNode, NeuronNode))))
     return SimResult(logits, dict(state.spikes), dict(state.sops), dict(state.macs), dict(state.updates),
-                     state.steps, trains, layers)
+                     state.steps, trains, list(layers))
 
 
 def _to_torch_layout(flat: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
