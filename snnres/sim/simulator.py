@@ -93,7 +93,7 @@ def run_synapse(node, inputs: list[Signal], state: SimState, index: int) -> Sign
     """Add every input event's weights into the postsynaptic accumulators (a gathered conv: later)."""
     sig = inputs[0] if inputs[0].current is None else as_events(inputs[0], state.sizes[node.inputs[0]])
     steps = sig.steps
-    weighted, plain = np.zeros(steps), np.zeros(steps)
+    weighted, plain = np.zeros((2, steps))
     gathered = gather_index(node, sig, state, index, weighted, plain) if isinstance(node, ConvNode) else None
     if gathered is not None:
         _count(state, node, sig, weighted, plain)
@@ -202,7 +202,8 @@ def run_neuron(node: NeuronNode, inputs: list[Signal], state: SimState, index: i
     fused_pass = fuses(sig, node)
     if fused_pass or neuron_fusable(node):  # membranes in registers over the steps, spikes as bit planes
         fired = state.graph.buffer((index, "fired"), (levels, steps, -(-node.size // 64)), np.uint64, zero=False)
-        fired[..., -1] = 0  # every bit is written but the unused high half of an odd number of 32-blocks
+        if node.size % 64:
+            fired[..., -1] = 0  # every bit is written but the unused high half of an odd number of 32-blocks
         if fused_pass:
             g = sig.gathered
             updates = fused.gather_neuron(g.val, g.binary, g.site_ptr, g.code, g.node.geometry, g.w_b,
