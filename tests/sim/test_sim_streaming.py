@@ -119,3 +119,23 @@ def test_runs_reuse_membranes_from_rest():
     same_result(sim.run(a, sensor, T, record=True), first)
     for j, (v, _) in stream.state.membranes.items():
         np.testing.assert_array_equal(v, held[j])
+
+
+def test_pooled_membranes_are_handed_out_at_rest():
+    """A recording that takes a finished run's membranes gets them all marked unwritten (``fresh``)
+    and every 'away from rest' flag cleared (stale flags would only cost time, so the runs above
+    cannot show them), and takes them out of the pool."""
+    from snnres.sim import simulator
+    from snnres.sim.state import SimState
+
+    rng = np.random.default_rng(5)
+    sensor, T = (14, 12, 2), 5
+    sim = EventSimulator(random_conv_net(rng, sensor, 0))
+    sim.run(random_events(rng, sensor, 900), sensor, T)
+    graph = sim.graph((2, 12, 14))
+    assert poison_scratch(graph) == 1
+    state = SimState(graph=graph)
+    simulator.at_rest(state)
+    assert state.membranes and state.fresh == set(state.membranes)
+    assert all(not awake.any() for _, awake in state.membranes.values())
+    assert graph.scratch.__dict__["membranes"] == []
