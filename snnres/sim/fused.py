@@ -269,9 +269,9 @@ ROW_PASS_BYTES = 256 << 10  # blocks with more weights than this are summed in r
 # benchmark network at 5% (Zen 5) that took 10-24% off its 295 KB - 1.2 MB blocks and would add 10% to its 74 KB one
 VARIANTS = [(width, levels) for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)]
 GATHER_NEURON = {(width, levels, joined, rows): specialise(_gather_neuron, WIDTH=width, LEVELS=levels,
-                                                           MEMBRANES=width * levels, JOINED=joined and not rows,
-                                                           ROWS=rows)
-                 for width, levels in VARIANTS for joined in (False, True) for rows in (False, True)}  # compiled when first used
+                                                           MEMBRANES=width * levels, JOINED=joined, ROWS=rows)
+                 for width, levels in VARIANTS
+                 for joined, rows in ((False, False), (True, False), (False, True))}  # compiled when first used
 NEURON_BITS = {(width, levels): specialise(_neuron_bits, WIDTH=width, LEVELS=levels, MEMBRANES=width * levels)
                for width, levels in VARIANTS}
 

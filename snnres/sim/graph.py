@@ -107,13 +107,16 @@ class Graph:
     arena: HugePageArena = field(default_factory=HugePageArena, repr=False, compare=False)  # weights read at random
     memo: dict = field(default_factory=dict, repr=False, compare=False)  # what depends on the nodes only (readers, plans)
 
-    def growing(self, key, n: int, dtype) -> np.ndarray:
-        """This thread's reusable 1-D array for ``key``, uninitialised, cut to ``n`` entries (made anew,
-        twice as large, when too short): for arrays whose size follows the activity."""
+    def growing(self, key, n: int, dtype, fill=None) -> np.ndarray:
+        """This thread's reusable 1-D array for ``key``, cut to ``n`` entries (made anew, twice as large,
+        when too short): for arrays whose size follows the activity. Uninitialised, or ``fill`` in
+        every entry of a new array (its readers must not write it)."""
         store = self.scratch.__dict__
         arr = store.get(key)
         if arr is None or arr.size < n or arr.dtype != dtype:
             arr = store[key] = aligned_empty((max(n, 2 * (0 if arr is None else arr.size)),), dtype)
+            if fill is not None:
+                arr.fill(fill)
         return arr[:n]
 
     def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:

@@ -157,11 +157,7 @@ def gather_plan(node: ConvNode, index: int, graph: Graph) -> tuple[bool, int]:
 
 def ones(graph: Graph, n: int) -> np.ndarray:
     """``n`` ones (float32, shared by the one-level gathered convs of a run: the kernels do not write them)."""
-    store = graph.scratch.__dict__
-    buf = store.get("ones")
-    if buf is None or buf.size < n:
-        buf = store["ones"] = np.ones(max(n, 2 * (0 if buf is None else buf.size)), dtype=np.float32)
-    return buf[:n]
+    return graph.growing("ones", n, np.float32, fill=1)
 
 
 def weight_blocks(node: ConvNode, width: int, graph: Graph) -> np.ndarray:
