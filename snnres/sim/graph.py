@@ -105,7 +105,8 @@ class Graph:
     scratch: threading.local = field(default_factory=threading.local, repr=False, compare=False)
     device_params: dict = field(default_factory=dict, repr=False, compare=False)  # cuda.py's weights per device
     arena: HugePageArena = field(default_factory=HugePageArena, repr=False, compare=False)  # weights read at random
-    memo: dict = field(default_factory=dict, repr=False, compare=False)  # what depends on the nodes only (readers, plans)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # what depends on the nodes only (readers,
+    # plans), found once and forgotten when a node is added
 
     def growing(self, key, n: int, dtype, fill=None) -> np.ndarray:
         """This thread's reusable 1-D array for ``key``, cut to ``n`` entries (made anew, twice as large,
@@ -136,13 +137,14 @@ class Graph:
             if not 0 <= i < len(self.nodes):
                 raise ValueError(f"node {node.name!r} reads node {i}, which does not exist yet")
         self.nodes.append(node)
+        self.memo.clear()
         return len(self.nodes) - 1
 
     def consumers(self, index: int) -> list[int]:
-        """The nodes reading node ``index``, in order (found for all nodes at once, again only after
-        nodes were added: asked for every conv of every run, a scan per call cost O(nodes^2))."""
+        """The nodes reading node ``index``, in order (found for all nodes at once: asked for every conv
+        of every run, a scan per call cost O(nodes^2))."""
         readers = self.memo.get("readers")
-        if readers is None or len(readers) != len(self.nodes):
+        if readers is None:
             readers = self.memo["readers"] = [[] for _ in self.nodes]
             for j, node in enumerate(self.nodes):
                 for i in dict.fromkeys(node.inputs):
