@@ -11,6 +11,7 @@ from test_export_nir import round_trip
 @pytest.mark.parametrize("name,kwargs", [
     ("ms-resnet-cifar8", {}),
     ("ds-resnet8", {"widths": (4, 8, 8)}),
+    ("ds-resnet8", {"widths": (4, 8, 8), "input_norm": True}),  # tdBN(affine=False) on the input: x alpha*V_th
     ("spiking-cnn", {"widths": (4, 8)}),
 ])
 def test_registered_model_round_trip(tmp_path, name, kwargs):
