@@ -27,6 +27,9 @@ def batchnorm_scale_shift(bn: nn.modules.batchnorm._BatchNorm, name: str) -> tup
         )
     var = bn.running_var.detach().double().cpu().numpy()
     mean = bn.running_mean.detach().double().cpu().numpy()
+    if not np.all(var + bn.eps > 0):
+        raise ExportError(f"layer {name!r} ({type(bn).__name__}): running_var + eps is not positive "
+                          f"(min {float(np.min(var + bn.eps)):g}); its statistics are corrupt")
     scale = 1.0 / np.sqrt(var + bn.eps)
     if bn.weight is not None:
         scale = scale * bn.weight.detach().double().cpu().numpy()

@@ -13,6 +13,8 @@ from test_export_nir import round_trip
     ("ds-resnet8", {"widths": (4, 8, 8)}),
     ("ds-resnet8", {"widths": (4, 8, 8), "input_norm": True}),  # tdBN(affine=False) on the input: x alpha*V_th
     ("spiking-cnn", {"widths": (4, 8)}),
+    ("spiking-resnet8", {"widths": (4, 8, 8)}),  # IF neurons: nir.IF
+    ("sew-resnet8", {"widths": (4, 8, 8)}),
 ])
 def test_registered_model_round_trip(tmp_path, name, kwargs):
     def make():
