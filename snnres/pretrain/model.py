@@ -66,14 +66,26 @@ def default_segments(depth: int) -> int:
                      f"divisor among 6, 4, 2: give segments=K with depth % K == 0, or use an even depth")
 
 
+VIT_HINT = "use vit-tiny, vit-small or vit-small-deep (depth, embed_dim and num_heads are model arguments)"
+
+
+def check_vit_arch(arch: str) -> None:
+    """Refuse a non-ViT architecture by name, before anything is built or written."""
+    from ..models import list_models
+
+    if arch not in list_models() or not arch.startswith("vit-"):
+        kind = "is not a registered model" if arch not in list_models() else "is not a ViT"
+        raise ValueError(f"masked image pre-training needs a ViT, and {arch} {kind}: {VIT_HINT}")
+
+
 def vit_of(encoder: nn.Module, arch: str = "the model"):
     """The timm ``VisionTransformer`` inside a registered ``vit-*`` model, or a clear error."""
     from timm.models.vision_transformer import VisionTransformer
 
     net = getattr(encoder, "net", None)
     if not isinstance(net, VisionTransformer):
-        raise ValueError(f"masked image pre-training needs a ViT, and {arch} is a {type(encoder).__name__}: use "
-                         f"vit-tiny, vit-small or vit-small-deep (depth, embed_dim and num_heads are model arguments)")
+        raise ValueError(f"masked image pre-training needs a ViT, and {arch} is a {type(encoder).__name__}: "
+                         f"{VIT_HINT}")
     if net.cls_token is None or net.reg_token is not None or net.no_embed_class or net.pos_embed is None:
         raise ValueError(f"{arch}: pre-training supports the standard ViT layout (one class token, position "
                          f"embedding over it, no register tokens)")
@@ -115,7 +127,10 @@ class MaskedImageModel(nn.Module):
         dim = options.decoder_dim or width
         decoder_depth = options.decoder_depth or (1 if mirl else 2)
         pixels = self.patch_size ** 2 * self.in_channels
-        self.segment_norms = nn.ModuleList(nn.LayerNorm(width, eps=1e-6) for _ in range(segments - 1))
+        # the last segment ends in the encoder's own final norm (kept for fine-tuning), unless the
+        # encoder has none there (timm moves it after the pooling with global_pool="avg")
+        own_last = isinstance(vit.norm, nn.Identity)
+        self.segment_norms = nn.ModuleList(nn.LayerNorm(width, eps=1e-6) for _ in range(segments - 1 + own_last))
         self.decoders = nn.ModuleList(
             PixelDecoder(width, dim, decoder_depth, options.decoder_heads or heads, self.grid, pixels,
                          cross_attention=cross, pred_weight_norm=weight_norm) for _ in range(segments))
@@ -158,7 +173,7 @@ class MaskedImageModel(nn.Module):
             x = block(x)
             if i + 1 in self.segment_ends:
                 k = len(outputs)
-                outputs.append(self.segment_norms[k](x) if k < self.segments - 1 else vit.norm(x))
+                outputs.append(self.segment_norms[k](x) if k < len(self.segment_norms) else vit.norm(x))
         preds = []
         for decoder, tokens in zip(self.decoders, outputs):
             context = torch.cat(contexts, dim=1) if contexts else None
