@@ -86,15 +86,20 @@ TRAIN_SWITCHES = {"--amp": "mixed precision on CUDA", "--compile": "torch.compil
                   "--sync-bn": "SyncBatchNorm under DDP (CUDA)", "--download": "download the data set if missing"}
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .train import CheckpointError, TrainingDiverged, build_config, train
-
+def _overrides(args: argparse.Namespace) -> tuple[dict, set[str]]:
+    """A run command's flags as config overrides (None = not given), and the names the user set."""
     overrides = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "model_arg", "dataset_arg")}
     if args.model_arg:
         overrides["model_kwargs"] = _key_values(args.model_arg)
     if args.dataset_arg:
         overrides["dataset_kwargs"] = _key_values(args.dataset_arg)
-    explicit = {k for k, v in overrides.items() if v is not None}
+    return overrides, {k for k, v in overrides.items() if v is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import CheckpointError, TrainingDiverged, build_config, train
+
+    overrides, explicit = _overrides(args)
     try:
         cfg = build_config(overrides, args.config)
         train(cfg, explicit)
@@ -135,13 +140,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from .pretrain import build_pretrain_config, pretrain
     from .train import CheckpointError, TrainingDiverged
 
-    skip = ("func", "command", "config", "model_arg", "dataset_arg")
-    overrides = {k: v for k, v in vars(args).items() if k not in skip}
-    if args.model_arg:
-        overrides["model_kwargs"] = _key_values(args.model_arg)
-    if args.dataset_arg:
-        overrides["dataset_kwargs"] = _key_values(args.dataset_arg)
-    explicit = {k for k, v in overrides.items() if v is not None}
+    overrides, explicit = _overrides(args)
     try:
         cfg = build_pretrain_config(overrides, args.config)
         pretrain(cfg, explicit)

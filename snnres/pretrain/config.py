@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..train.config import OptionRecord, build_config
 from .model import MaskedModelingOptions
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(OptionRecord):
     method: str = "mirl"                  # mirl | mae
     arch: str = "vit-tiny"
     dataset: str = "digits"
@@ -40,16 +41,7 @@ class PretrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)   # img_size defaults to the data's
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "PretrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown pre-training option(s) {unknown}; known options: {sorted(known)}")
-        return cls(**values)
+    kind = "pre-training"
 
     def options(self) -> MaskedModelingOptions:
         names = {f.name for f in dataclasses.fields(MaskedModelingOptions)}
@@ -68,6 +60,4 @@ PRETRAIN_RECIPES: dict[str, dict[str, Any]] = {
 
 def build_pretrain_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> PretrainConfig:
     """Defaults < the data set's recipe < the YAML file < explicit overrides (None = not given)."""
-    from ..train.config import build_config
-
     return build_config(overrides, config_file, config_cls=PretrainConfig, recipes=PRETRAIN_RECIPES)

@@ -10,8 +10,25 @@ from typing import Any
 import yaml
 
 
+class OptionRecord:
+    """A run's options as a dataclass that reads and writes plain dicts (config.yaml, checkpoints)."""
+
+    kind = "training"  # in messages
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.kind} option(s) {unknown}; known options: {sorted(known)}")
+        return cls(**values)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(OptionRecord):
     arch: str = "ms-resnet18"
     dataset: str = "synthetic-dvs"
     data_dir: str = "datasets"
@@ -38,17 +55,6 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap the steps of an epoch (smoke runs, tests)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known options: {sorted(known)}")
-        return cls(**values)
 
 
 # The papers' recipes, applied when the user does not set the option (see shared REFERENCES).
