@@ -261,7 +261,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from .sim.cli import simulate_command
 
     sensor = tuple(args.sensor_size) if args.sensor_size else None
-    return simulate_command(args.checkpoint, args.events, args.T, sensor, args.device)
+    return simulate_command(args.checkpoint, args.events, args.T, sensor, args.device, args.strategy, args.explain)
 
 
 def _sweep_depth(args: argparse.Namespace) -> int:
@@ -390,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"),
                     help="sensor size (default: from the checkpoint's data set)")
     sm.add_argument("--device", default="cpu", help="cpu (numba kernels) or cuda[:N] (CuPy kernels)")
+    sm.add_argument("--strategy", default="fast", choices=["fast", "reference"],
+                    help="fast (planned kernels, default) or reference (plain numpy, the oracle; CPU only)")
+    sm.add_argument("--explain", action="store_true",
+                    help="also print the plan: the kernel each layer ran, why, and the numbers that chose it")
     sm.set_defaults(func=_simulate)
 
     sw = sub.add_parser("sweep-depth", help="the degradation study: accuracy and loss vs depth per family")

@@ -15,8 +15,9 @@ import numpy as np
 
 
 def simulate_command(checkpoint: str, events: str, T: int | None, sensor_size: tuple | None,
-                     device: str = "cpu") -> int:
-    """Returns the exit code: 0 on success, 1 on an error (printed to stderr)."""
+                     device: str = "cpu", strategy: str = "fast", explain: bool = False) -> int:
+    """Returns the exit code: 0 on success, 1 on an error (printed to stderr). ``explain``: print the
+    plan too (which kernel each layer ran and why)."""
     import snnres
 
     from . import EventSimulator, UnsupportedLayerError
@@ -38,13 +39,24 @@ def simulate_command(checkpoint: str, events: str, T: int | None, sensor_size: t
         return 1
     try:
         sensor, source = _sensor_size(sensor_size, info, recording, args.get("in_channels"))
-        sim = EventSimulator(model, device=device)
+        sim = EventSimulator(model, device=device, strategy=strategy)
         out = sim.run(recording, sensor, steps)
     except (UnsupportedLayerError, ValueError, TypeError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report(out, args.get("arch", type(model).__name__), sensor, source, steps, len(recording)))
+    if explain:
+        print(explain_text(out, sim))
     return 0
+
+
+def explain_text(out, sim) -> str:
+    """The plan the run followed, or why there is none."""
+    if out.plan is not None:
+        return f"plan (strategy {sim.strategy!r}, one chunk of {out.steps} steps):\n{out.plan}"
+    if sim.strategy == "reference":
+        return "plan: the reference strategy has none (every event scattered, every neuron updated every step)"
+    return "plan: the GPU simulator has none (dense signals; event-driven scatter and neuron kernels on the device)"
 
 
 def _sensor_size(given, info: dict[str, Any], events: np.ndarray, in_channels: int | None):

@@ -90,17 +90,17 @@ class DeviceSignal:
         return (self.data.view(steps, -1, self.bias.numel()) + self.bias).view(steps, -1)
 
 
-def _params(graph: Graph, index: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Node ``index``'s arrays on ``device``, copied once per graph."""
-    key = (index, str(device))
-    if key not in graph.device_params:
+def _params(graph: Graph, index: int, ctx) -> dict[str, torch.Tensor]:
+    """Node ``index``'s arrays on the device, copied once per workspace."""
+    key, stored = (index, str(ctx.device)), ctx.workspace.device_params
+    if key not in stored:
         node = graph.nodes[index]
         names = {ConvNode: ("w_t", "bias"), LinearNode: ("w_t", "bias"), NeuronNode: ("thresholds",)}
-        graph.device_params[key] = {
-            name: torch.from_numpy(np.ascontiguousarray(getattr(node, name))).to(device)
+        stored[key] = {
+            name: torch.from_numpy(np.ascontiguousarray(getattr(node, name))).to(ctx.device)
             for name in names.get(type(node), ()) if getattr(node, name) is not None
         }
-    return graph.device_params[key]
+    return stored[key]
 
 
 def input_signal(chunk, size: int, device: torch.device) -> DeviceSignal:
@@ -116,7 +116,7 @@ def input_signal(chunk, size: int, device: torch.device) -> DeviceSignal:
 
 def run_synapse(graph, index, inputs, ctx) -> DeviceSignal:
     node, sig = graph.nodes[index], inputs[0]
-    params = _params(graph, index, ctx.device)
+    params = _params(graph, index, ctx)
     x = sig.full().contiguous()
     steps, n_in = x.shape
     out = torch.zeros((steps, node.size), dtype=torch.float32, device=ctx.device)
@@ -153,7 +153,7 @@ def run_neuron(graph, index, inputs, ctx) -> DeviceSignal:
     spikes = torch.empty_like(current)
     tau, rest = float(node.consts[0]), np.float32(node.consts[1])
     args = (_ptr(current), _ptr(bias), _ptr(v), _ptr(spikes), _ptr(ctx.counts[index]),
-            _ptr(_params(graph, index, ctx.device)["thresholds"]), np.int32(len(node.thresholds)),
+            _ptr(_params(graph, index, ctx)["thresholds"]), np.int32(len(node.thresholds)),
             np.int64(steps), np.int64(node.size), np.int32(channels), np.float32(1.0) / np.float32(tau), rest,
             np.int32(node.decay_input), np.int32(node.hard))
     _launch("snnres_sim_neurons", ctx.device, node.size, args)
@@ -197,14 +197,16 @@ RUNNERS = {ConvNode: run_synapse, LinearNode: run_synapse, NeuronNode: run_neuro
 @dataclass
 class _Chunk:
     device: torch.device
+    workspace: object               # workspace.Workspace (the weights on the device)
     state: object                   # state.SimState
     counts: torch.Tensor            # [nodes, 2] float64: (SOPs, MACs) or (spikes, updates)
     integer_input: dict[int, bool]
 
 
-def run_chunk(graph: Graph, state, chunk, device: torch.device) -> None:
-    """``simulator.run_chunk`` on the device: every node in order over all the chunk's steps."""
-    ctx = _Chunk(device, state, torch.zeros((len(graph.nodes), 2), dtype=torch.float64, device=device), {})
+def run_chunk(graph: Graph, workspace, state, chunk, device: torch.device) -> None:
+    """``fast.run_chunk`` on the device: every node in order over all the chunk's steps."""
+    ctx = _Chunk(device, workspace, state, torch.zeros((len(graph.nodes), 2), dtype=torch.float64, device=device),
+                 {})
     first = input_signal(chunk, graph.nodes[0].size, device)
     out = graph.evaluate(first, lambda j, node, inputs: RUNNERS[type(node)](graph, j, inputs, ctx))
     total = out.full().sum(dim=0, dtype=torch.float64)

@@ -33,7 +33,7 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
     neuron is at rest (a recording's first chunk: no pass to fill it). Returns the neuron updates:
     neuron-steps with ``X != 0`` or some ``V_k != V_r`` (a neuron at rest without input stays
     there: computing it changes nothing). ``ROWS`` (a constant): an output row's windows are summed one
-    window row at a time (``_row_passes``), for blocks of more than ``ROW_PASS_BYTES`` of weights.
+    window row at a time (``_row_passes``), for big blocks of weights (``plan.CostModel.row_pass_bytes``).
     """
     width, levels = WIDTH, LEVELS
     c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry
@@ -265,8 +265,6 @@ def _row_passes(site_ptr, h_in, code, val, binary, geometry, kh, kw, w, oy, acc,
 
 MAX_LEVELS = 8  # MLF levels with a fused kernel (as on the GPU)
 WIDTH, LEVELS, MEMBRANES, JOINED, ROWS = BLOCK, 1, BLOCK, False, False  # set per variant by ``gather.specialise``
-ROW_PASS_BYTES = 256 << 10  # blocks with more weights than this are summed in row passes (``_row_passes``); on the
-# benchmark network at 5% (Zen 5) that took 10-24% off its 295 KB - 1.2 MB blocks and would add 10% to its 74 KB one
 VARIANTS = [(width, levels) for width in (BLOCK, NARROW, WIDE) for levels in range(1, MAX_LEVELS + 1)]
 GATHER_NEURON = {(width, levels, joined, rows): specialise(_gather_neuron, WIDTH=width, LEVELS=levels,
                                                            MEMBRANES=width * levels, JOINED=joined, ROWS=rows)
@@ -277,14 +275,11 @@ NEURON_BITS = {(width, levels): specialise(_neuron_bits, WIDTH=width, LEVELS=lev
 
 
 def gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input,
-                  hard, fired, width: int = BLOCK, joined: bool = False, fresh: bool = False,
-                  rows: bool | None = None) -> int:
+                  hard, fired, width: int = BLOCK, joined: bool = False, fresh: bool = False, rows: bool = False) -> int:
     """``_gather_neuron`` in blocks of ``width`` (128, 64 or 32) channels with ``len(thresholds)`` levels;
     ``w_b = gather.conv_blocks(w_t, width)``; ``joined``: a 3x3 window in one loop
     (``gather.window_sum``); ``fresh``: ``v`` not yet written (all at rest); ``rows``: sum in row
-    passes (default: where a block's weights exceed ``ROW_PASS_BYTES``). Returns the neuron updates."""
-    if rows is None:
-        rows = w_b[0].nbytes > ROW_PASS_BYTES
+    passes (not with ``joined``). Returns the neuron updates."""
     return GATHER_NEURON[width, len(thresholds), joined and not rows, rows](
         val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awake, thresholds, consts, decay_input, hard, fired,
         fresh)

@@ -1,7 +1,7 @@
 """Output-stationary convolution (numba): each output position sums the events of its window with
 a block of output channels in registers (``conv_gather``), instead of each event adding into its
 outputs (``kernels.conv_scatter``): the same sums in the same order (bit-identical), faster when
-the inputs are dense enough (``gather_pays``). ``fused.gather_neuron`` is ``conv_gather`` and the
+the inputs are dense enough (``plan.Planner``). ``fused.gather_neuron`` is ``conv_gather`` and the
 LIF/MLF layer after it in one pass.
 
 An input is indexed by site (input position, ``site_index``, or ``bits.bits_to_sites`` from spike
@@ -50,26 +50,6 @@ def conv_blocks(w_t: np.ndarray, width: int = BLOCK, empty=aligned_empty) -> np.
         out[b, :, :hi - lo] = flat[:, lo:hi]
         out[b, :, hi - lo:] = 0
     return out
-
-
-def gather_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray, fused: bool = False,
-                width: int = BLOCK) -> bool:
-    """Whether ``conv_gather`` beats ``conv_scatter``: full register blocks of ``width`` channels,
-    no x-dilation, and at least 8 events per output window on average (its cost per output position
-    is fixed). With the neuron layer after it fused (``fused.gather_neuron``, which also saves the
-    neuron pass), half an event per window is enough, once at least 0.15% of the inputs are active
-    per step, and any number from 0.4%: the two-pass neuron layer visits every position away from
-    rest, and a neuron touched once stays away from rest for many steps, so from a few tenths of a
-    percent it visits most positions anyway, at ~3x the fused pass's cost per neuron (measured:
-    ``benchmarks/README.md``)."""
-    c_in, w_in, h_out, w_out, sh, sw, ph, pw, dh, dw = geometry.tolist()  # Python ints: cheaper arithmetic
-    kh, kw, c_out = w_t.shape[1:]
-    if c_out < width or dw != 1:
-        return False
-    inputs = steps * h_out * w_out * sh * sw  # input positions (as many as the windows tile) x steps
-    if not fused:
-        return nnz * kh * kw >= 8 * inputs
-    return nnz * 10_000 >= 15 * inputs * c_in and (nnz * kh * kw * 2 >= inputs or nnz * 1000 >= 4 * inputs * c_in)
 
 
 @nb.njit(inline="always")
@@ -197,15 +177,6 @@ def _window_row(sp, h_in, w_in, y, xa, xb, shift):
     if y < 0 or y >= h_in or xa > xb:
         return 0, 0, shift
     return sp[y * w_in + xa], sp[y * w_in + xb + 1], shift
-
-
-def joined_pays(nnz: int, steps: int, geometry: np.ndarray, w_t: np.ndarray) -> bool:
-    """Whether ``window_sum`` should sum a 3x3 window in one loop: from 1.5 events a window on average
-    (measured on the benchmark network: a sensor layer at ~0.9 events a window was 10-20% slower
-    joined, at ~1.8 and above ~20% faster; a layer of ~3 events a window 15-30% faster)."""
-    c_in, w_in, h_out, w_out, sh, sw = geometry[:6].tolist()
-    kh, kw = w_t.shape[1:3]
-    return kh == 3 and 2 * nnz * kh * kw >= 3 * steps * h_out * w_out * sh * sw
 
 
 WIDTH, JOINED = BLOCK, False  # the register block of ``_conv_gather``, one loop per window (set per variant)

@@ -16,14 +16,13 @@ Shapes are ``(C, H, W)`` or ``(F,)``; a node's neurons are stored channels-last 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .memory import HugePageArena, aligned, aligned_empty
+from .memory import aligned
 
 
 class UnsupportedLayerError(TypeError):
@@ -56,7 +55,6 @@ class ConvNode(Node):
     w_t: np.ndarray = None
     bias: np.ndarray | None = None   # [C_out], folded BN shift included
     geometry: np.ndarray = None
-    w_blocks: dict[int, np.ndarray] = field(default_factory=dict)  # gather.conv_blocks per width, when needed
     emits = "current"
 
 
@@ -99,38 +97,14 @@ class AddNode(Node):
 
 @dataclass
 class Graph:
+    """The network: nodes in execution order, what runs read from it (buffers, plans, device copies)
+    lives elsewhere (``workspace.Workspace``, ``plan.Planner``)."""
+
     nodes: list[Node] = field(default_factory=list)
     output: int = 0                  # the node whose time-mean is the logits
     flat_chw: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # flattened (C, H, W) views
-    scratch: threading.local = field(default_factory=threading.local, repr=False, compare=False)
-    device_params: dict = field(default_factory=dict, repr=False, compare=False)  # cuda.py's weights per device
-    arena: HugePageArena = field(default_factory=HugePageArena, repr=False, compare=False)  # weights read at random
-    memo: dict = field(default_factory=dict, repr=False, compare=False)  # what depends on the nodes only (readers,
-    # plans), found once and forgotten when a node is added
-
-    def growing(self, key, n: int, dtype, fill=None) -> np.ndarray:
-        """This thread's reusable 1-D array for ``key``, cut to ``n`` entries (made anew, twice as large,
-        when too short): for arrays whose size follows the activity. Uninitialised, or ``fill`` in
-        every entry of a new array (its readers must not write it)."""
-        store = self.scratch.__dict__
-        arr = store.get(key)
-        if arr is None or arr.size < n or arr.dtype != dtype:
-            arr = store[key] = aligned_empty((max(n, 2 * (0 if arr is None else arr.size)),), dtype)
-            if fill is not None:
-                arr.fill(fill)
-        return arr[:n]
-
-    def buffer(self, key, shape: tuple[int, ...], dtype, zero: bool) -> np.ndarray:
-        """This thread's reusable array for ``key`` (zeroed if ``zero``, else stale): fresh arrays
-        cost a page fault per 4 KiB on first write, more than the arithmetic at low activity."""
-        store = self.scratch.__dict__
-        arr = store.get(key)
-        if arr is None or arr.shape != shape or arr.dtype != dtype:
-            arr = store[key] = aligned_empty(shape, dtype)
-            zero = True
-        if zero:
-            arr.fill(0)
-        return arr
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # facts derived from the nodes (readers,
+    # last readers, sizes), found once and forgotten when a node is added
 
     def add(self, node: Node) -> int:
         for i in node.inputs:

@@ -1,5 +1,4 @@
-"""What a simulation carries: a node's output for a chunk of steps (``Signal``, with a gathered conv's
-indexed input, ``Gathered``), the state between chunks (``SimState``) and the result (``SimResult``)."""
+"""What a simulation carries between chunks (``SimState``) and what it returns (``SimResult``)."""
 
 from __future__ import annotations
 
@@ -12,58 +11,11 @@ from .graph import ConvNode, Graph, LinearNode, NeuronNode
 
 
 @dataclass
-class Gathered:
-    """A conv's input events indexed for ``gather.conv_gather`` (``site_ptr``, ``code``), not yet
-    summed: the LIF/MLF layer it feeds sums them itself (``fused.gather_neuron``); any other reader
-    gets the current (``ready``)."""
-
-    node: ConvNode
-    index: int
-    val: np.ndarray
-    binary: bool  # every val is 1
-    site_ptr: np.ndarray
-    code: np.ndarray
-    width: int  # output channels per register block
-    joined: bool  # a 3x3 window's rows summed in one loop (gather.joined_pays)
-    w_b: np.ndarray  # the weights in blocks of ``width`` (gather.conv_blocks, in huge pages)
-
-
-@dataclass
-class Signal:
-    """One chunk of a node's output: CSR events ``(ptr, idx, val)``, or a current ``[T, N]``.
-
-    A synaptic layer's current comes with ``touched [T, P]`` (positions that got input) and its
-    ``bias`` per channel, added when the current is read; other currents are complete. A gathered
-    conv's current is summed when first read (``gathered``, ``ready``). A fused pass's spikes stay
-    bit planes (``fired``, with ``ptr``) until a reader needs the list (``emitted``); a gathered
-    conv indexes them straight from the bits.
-    """
-
-    ptr: np.ndarray | None = None
-    idx: np.ndarray | None = None
-    val: np.ndarray | None = None
-    current: np.ndarray | None = None
-    touched: np.ndarray | None = None
-    bias: np.ndarray | None = None
-    integer: bool = True
-    gathered: Gathered | None = None
-    partial: bool = False  # a scattered current: valid only at touched positions (``complete``)
-    fired: np.ndarray | None = None  # spike bits [K, T, N / 64] of a ``fused`` pass; idx, val: None until read
-
-    @property
-    def steps(self) -> int:
-        if self.gathered is not None:
-            return self.gathered.site_ptr.shape[0]
-        return len(self.ptr) - 1 if self.current is None else self.current.shape[0]
-
-
-@dataclass
 class SimState:
     """Everything carried between chunks: membranes, counters, the summed output."""
 
     membranes: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (v [K, N], awake [P])
     fresh: set[int] = field(default_factory=set)  # layers whose ``v`` is not written yet: all at rest
-    sizes: list[int] = field(default_factory=list)
     steps: int = 0
     out_sum: np.ndarray | None = None
     sops: dict[str, float] = field(default_factory=dict)
@@ -71,7 +23,7 @@ class SimState:
     spikes: dict[str, int] = field(default_factory=dict)
     updates: dict[str, int] = field(default_factory=dict)
     trains: dict[str, list[np.ndarray]] | None = None
-    graph: Graph | None = None  # of the chunk being run (its scratch buffers)
+    plan: object = None  # plan.Plan of the last chunk the fast strategy ran
 
     def add_output(self, total: np.ndarray, steps: int) -> None:
         """Account a chunk of ``steps`` steps whose output layer summed to ``total`` (float64)."""
@@ -97,6 +49,7 @@ class SimResult:
     steps: int
     spike_trains: dict[str, torch.Tensor] | None = None
     layers: list[str] = field(default_factory=list)  # counted layers in execution order
+    plan: object = None  # plan.Plan: the kernels of the last chunk (fast strategy) and why
 
     @property
     def prediction(self) -> int:
@@ -105,11 +58,6 @@ class SimResult:
     @property
     def total_sops(self) -> float:
         return float(sum(self.sops.values()))
-
-
-def channels(shape: tuple[int, ...]) -> int:
-    """Neurons per position: C of ``(C, H, W)``; all of ``(F,)`` (one position)."""
-    return shape[0]
 
 
 def result(graph: Graph, state: SimState) -> SimResult:
@@ -128,7 +76,7 @@ def result(graph: Graph, state: SimState) -> SimResult:
         layers = graph.memo["counted"] = list(dict.fromkeys(
             n.name for n in graph.nodes[1:] if isinstance(n, (ConvNode, LinearNode, NeuronNode))))
     return SimResult(logits, dict(state.spikes), dict(state.sops), dict(state.macs), dict(state.updates),
-                     state.steps, trains, list(layers))
+                     state.steps, trains, list(layers), state.plan)
 
 
 def _to_torch_layout(flat: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from .events import bin_edges, check_events, check_sensor_size, events_to_csr, frames_to_csr, tonic_bins
-from .state import Signal, SimResult, SimState, result
+from .signals import Events
+from .state import SimResult, SimState, result
 
 
 class EventStream:
@@ -33,9 +34,8 @@ class EventStream:
             self.input_shape = tuple(input_shape)
         elif tuple(input_shape) != self.input_shape:
             raise ValueError(f"this stream's input is {self.input_shape}, the new piece is {tuple(input_shape)}")
-        graph = self.simulator.graph(self.input_shape)
         if len(ptr) > 1:
-            self.simulator.run_chunk(graph, self.state, Signal(ptr, idx, val, integer=integer))
+            self.simulator.run_chunk(self.input_shape, self.state, Events(ptr, idx, val, integer=integer))
 
     def push_frames(self, frames, T: int | None = None) -> None:
         """Run frames ``[T_c, C, H, W]`` (or ``[1, T_c, C, H, W]``): counts, spikes or real values."""

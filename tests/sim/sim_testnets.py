@@ -128,13 +128,12 @@ def random_conv_net(rng: np.random.Generator, sensor_size, variant: int, classes
     return dyadic_(TimeSequential(*layers), rng)
 
 
-def poison_scratch(graph) -> int:
-    """Fill every array a graph keeps between runs (its scratch buffers, and the membranes of
+def poison_scratch(workspace) -> int:
+    """Fill every array a workspace keeps between runs (its scratch buffers, and the membranes of
     finished runs waiting for the next recording) with NaN (floats) or the largest integer;
     returns how many membrane sets there were."""
-    store = graph.scratch.__dict__
-    arrays = [a for a in store.values() if isinstance(a, np.ndarray)]
-    pools = store.get("membranes", [])
+    arrays = [a for a in workspace.scratch.values() if isinstance(a, np.ndarray)]
+    pools = workspace.pooled_membranes
     for membranes in pools:
         for v, awake in membranes.values():
             arrays += [v, awake]

@@ -32,6 +32,20 @@ def test_prints_counts_and_class(tmp_path, capsys, fake_checkpoint):
         assert f"\n{name} " in text
 
 
+def test_explain_prints_the_plan(tmp_path, capsys, fake_checkpoint):
+    events = random_events(np.random.default_rng(4), SENSOR, 400)
+    path = tmp_path / "sample.npy"
+    np.save(path, events)
+    assert simulate_command("ckpt.pt", str(path), None, SENSOR, explain=True) == 0
+    text = capsys.readouterr().out
+    plan = EventSimulator(fake_checkpoint).run(events, SENSOR, 4).plan
+    assert "plan (strategy 'fast', one chunk of 4 steps):" in text
+    for step in plan.steps:
+        assert f"\n{step.layer:32s} {step.kernel:14s} {step.reason}" in text
+    assert simulate_command("ckpt.pt", str(path), None, SENSOR, strategy="reference", explain=True) == 0
+    assert "the reference strategy has none" in capsys.readouterr().out
+
+
 def test_sensor_size_inferred_and_errors(tmp_path, capsys, fake_checkpoint):
     events = random_events(np.random.default_rng(2), SENSOR, 400)
     events["x"][0], events["y"][0] = 11, 11  # the extent of the sensor

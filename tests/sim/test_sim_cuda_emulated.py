@@ -58,7 +58,8 @@ def gpu_sim(monkeypatch, host_library):
 
     def make(model):
         sim = EventSimulator(model)
-        sim.run_chunk = lambda graph, state, chunk: cuda.run_chunk(graph, state, chunk, torch.device("cpu"))
+        sim.run_chunk = lambda shape, state, chunk: cuda.run_chunk(sim.graph(shape), sim.workspace(shape), state, chunk,
+                                                                   torch.device("cpu"))
         return sim
     return make
 

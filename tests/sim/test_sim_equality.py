@@ -8,11 +8,12 @@ from torch import nn
 from sim_testnets import TimeSequential, dense_run, dyadic_, frames_of, random_conv_net, random_events
 from snnres.neurons import LIF, MLF
 from snnres.sim import EventSimulator
+from snnres.sim.plan import CostModel
 
 
-def assert_same_run(net, events, sensor_size, T, exact=True, strategy="fast"):
+def assert_same_run(net, events, sensor_size, T, exact=True, strategy="fast", costs=CostModel()):
     logits, spikes = dense_run(net, frames_of(events, sensor_size, T))
-    out = EventSimulator(net, strategy=strategy).run(events, sensor_size, T, record=True)
+    out = EventSimulator(net, strategy=strategy, costs=costs).run(events, sensor_size, T, record=True)
     assert set(out.spike_trains) == set(spikes)
     for name, dense in spikes.items():
         assert torch.equal(out.spike_trains[name], dense), f"spikes of {name} differ"

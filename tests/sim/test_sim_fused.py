@@ -2,6 +2,7 @@
 dense run's spikes, and exactly the two-pass path's currents, membranes, counts and logits."""
 
 import math
+from dataclasses import replace
 
 import numba as nb
 import numpy as np
@@ -11,7 +12,8 @@ from torch import nn
 
 from sim_testnets import TimeSequential, dyadic_, poison_scratch, random_events
 from snnres.neurons import LIF, MLF
-from snnres.sim import EventSimulator, fused, gather, kernels, simulator
+from snnres.sim import EventSimulator, fused, kernels
+from snnres.sim.plan import ALWAYS_GATHER, NEVER_GATHER, CostModel
 from test_sim_equality import assert_same_run
 
 LIFS = {  # tau 2 and 4: multiplied by 1/tau (exact); 1.5 and 3: divided
@@ -39,12 +41,13 @@ def fusable_net(rng, lif) -> TimeSequential:
     return dyadic_(net, rng)
 
 
-def run_with_state(net, events, sensor, T):
+def run_with_state(net, events, sensor, T, costs=ALWAYS_GATHER, strategy="fast"):
     """The result and the final membranes ``{node: (v, awake)}`` of a one-shot run, run a second
     time with every reused buffer poisoned (the kernels must write all they read)."""
-    sim = EventSimulator(net)
+    sim = EventSimulator(net, strategy=strategy, costs=costs)
     sim.run(events, sensor, T)
-    poison_scratch(sim.graph((sensor[2], sensor[1], sensor[0])))
+    if strategy == "fast":
+        poison_scratch(sim.workspace((sensor[2], sensor[1], sensor[0])))
     stream = sim.stream(record=True)
     stream.push_events_tonic(events, sensor, T)
     return stream.result(), stream.state.membranes
@@ -57,11 +60,9 @@ def fused_calls(monkeypatch, record) -> list:
     return calls
 
 
-def gather_whenever_possible(monkeypatch) -> None:
-    """Gather every conv that can be gathered, busy or not (``gather_pays``' shape conditions only)."""
-    pays = gather.gather_pays
-    monkeypatch.setattr(gather, "gather_pays", lambda nnz, steps, geometry, w_t, fused, width: nnz > 0 and pays(
-        1 << 40, steps, geometry, w_t, fused, width))
+def steps_of(out, kernel: str) -> list:
+    """The plan steps of ``out`` that ran ``kernel``."""
+    return [step for step in out.plan.steps if step.kernel == kernel]
 
 
 def same_counts(a, b):
@@ -70,40 +71,41 @@ def same_counts(a, b):
     assert a.neuron_updates == b.neuron_updates and a.spikes_per_layer == b.spikes_per_layer
 
 
-def same_runs(a, b):
-    """Two ``run_with_state`` results: the same counts and logits, spike trains, and membranes and
-    'away from rest' flags bit for bit."""
+def same_runs(a, b, flags=True):
+    """Two ``run_with_state`` results: the same counts and logits, spike trains, and membranes (and,
+    if ``flags``, 'away from rest' flags) bit for bit."""
     (out_a, membranes_a), (out_b, membranes_b) = a, b
     same_counts(out_a, out_b)
     for name, train in out_a.spike_trains.items():
         assert torch.equal(out_b.spike_trains[name], train)
     for index, (v, awake) in membranes_a.items():
         np.testing.assert_array_equal(membranes_b[index][0].view(np.uint32), v.view(np.uint32))
-        np.testing.assert_array_equal(membranes_b[index][1], awake)
+        if flags:
+            np.testing.assert_array_equal(membranes_b[index][1], awake)
 
 
 @pytest.mark.parametrize("kind", list(LIFS))
-def test_fused_matches_dense_and_two_pass(kind, monkeypatch):
+def test_fused_matches_dense_two_pass_and_reference(kind):
     rng = np.random.default_rng(len(kind))
     sensor, T = (15, 13, 2) if kind in ("soft", "slow") else (16, 14, 2), 6  # 15 x 13: an odd number of 32-blocks
     net = fusable_net(rng, LIFS[kind])
     events = random_events(rng, sensor, 16 * 14 * 2 * 3)
-    calls = fused_calls(monkeypatch, lambda args: (args[8].shape, args[15]))  # v [K, N], width
-    gather_whenever_possible(monkeypatch)
-    dense = assert_same_run(net, events, sensor, T)
-    sizes = sorted(int(np.prod(train.shape[1:])) for train in dense.spike_trains.values())
-    assert sorted(shape[1] for shape, _ in calls) == sizes, "every neuron layer fuses"
-    levels = calls[0][0][0]
-    assert [width for _, width in calls] == [32, 64, 32, 128 if levels == 1 else 64]
+    dense = assert_same_run(net, events, sensor, T, costs=ALWAYS_GATHER)
+    fused_steps = steps_of(dense, "fused")
+    assert len(fused_steps) == len(dense.spike_trains), "every neuron layer fuses"
+    levels = {"mlf": 3, "mlf-2-soft": 2}.get(kind, 1)
+    assert [step.width for step in fused_steps] == [32, 64, 32, 128 if levels == 1 else 64]
     fused_run = run_with_state(net, events, sensor, T)
     assert sum(fused_run[0].spikes_per_layer.values()) > 0
-    monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
-    same_runs(run_with_state(net, events, sensor, T), fused_run)
+    two_pass = run_with_state(net, events, sensor, T, costs=NEVER_GATHER)
+    assert not steps_of(two_pass[0], "fused") and steps_of(two_pass[0], "bits")
+    same_runs(two_pass, fused_run)
+    same_runs(run_with_state(net, events, sensor, T, strategy="reference"), fused_run, flags=False)
 
 
 @pytest.mark.parametrize("kind", ["hard", "mlf"])
-def test_joined_windows_sum_like_row_by_row(kind, monkeypatch):
-    """A 3x3 window summed in one loop (``gather.joined_pays``) gives the row-by-row loops' spikes,
+def test_joined_windows_sum_like_row_by_row(kind):
+    """A 3x3 window summed in one loop (``CostModel.joined_window``) gives the row-by-row loops' spikes,
     counts, logits and membranes bit for bit, fused and two-pass (padding only in y, stride 2), and
     ``conv_gather`` does too, with y-dilation (``test_sim_gather.wide_net``)."""
     from test_sim_gather import wide_net
@@ -111,21 +113,16 @@ def test_joined_windows_sum_like_row_by_row(kind, monkeypatch):
     rng = np.random.default_rng(11)
     sensor, T = (16, 14, 2), 5
     events = random_events(rng, sensor, 16 * 14 * 2 * 2)
-    gather_whenever_possible(monkeypatch)
     for net in (fusable_net(rng, LIFS[kind]), wide_net(rng)):
-        runs, joined = [], []
-        for flag in (False, True):
-            monkeypatch.setattr(gather, "joined_pays", lambda *a, _flag=flag: _flag)
-            calls = fused_calls(monkeypatch, lambda args: args[16])
-            runs.append(run_with_state(net, events, sensor, T))
-            joined.append(calls)
-            monkeypatch.undo()
-            gather_whenever_possible(monkeypatch)
+        runs = [run_with_state(net, events, sensor, T, replace(ALWAYS_GATHER, joined_window=limit,
+                                                               row_pass_bytes=1 << 62))  # row passes take no joined windows
+                for limit in (float("inf"), 0)]
+        joined = [[step.joined for step in out.plan.steps if step.kernel.startswith("gather")] for out, _ in runs]
         assert not any(joined[0]) and joined[1] and all(joined[1])
         same_runs(*runs)
 
 
-def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
+def test_fused_state_carries_into_two_pass_chunks():
     """Busy steps (fused), then quiet ones (the convs scatter, the LIF layers run alone), then busy
     again, streamed in chunks: the membranes and 'away from rest' flags carry over both ways."""
     rng = np.random.default_rng(5)
@@ -133,20 +130,16 @@ def test_fused_state_carries_into_two_pass_chunks(monkeypatch):
     frames = (rng.random((8, 2, 14, 16)) < 0.5).astype(np.float32)
     frames[2:6] *= rng.random((4, 2, 14, 16)) < 0.02
     one_shot = EventSimulator(net).run(torch.from_numpy(frames), record=True)
-    calls = fused_calls(monkeypatch, lambda args: 1)
-    pays = gather.gather_pays
-    monkeypatch.setattr(gather, "gather_pays", lambda *a: pays(*a[:4], False))  # the quiet steps scatter
-    stream = EventSimulator(net).stream(record=True)
+    busy_only = CostModel(fused_window=8, fused_density=0, fused_any_density=float("inf"))  # quiet steps scatter
+    stream = EventSimulator(net, costs=busy_only).stream(record=True)
     fused_chunks = []
     for lo in range(0, 8, 2):
-        before = len(calls)
         stream.push_frames(frames[lo:lo + 2])
-        fused_chunks.append(len(calls) - before)
+        fused_chunks.append(len([s for s in stream.state.plan.steps if s.kernel == "fused"]))
     assert min(fused_chunks) < fused_chunks[0] == fused_chunks[3], fused_chunks  # some layers switch
     streamed = stream.result()
     same_counts(streamed, one_shot)
-    monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
-    same_counts(streamed, EventSimulator(net).run(torch.from_numpy(frames)))
+    same_counts(streamed, EventSimulator(net, strategy="reference").run(torch.from_numpy(frames)))
 
 
 @nb.njit
@@ -189,27 +182,13 @@ def test_residual_models_fuse_and_match(arch, monkeypatch):
     sensor, T = (16, 16, 2), 4
     events = random_events(rng, sensor, 16 * 16 * 2)
     calls = fused_calls(monkeypatch, lambda args: len(args[10]))  # levels
-    gather_whenever_possible(monkeypatch)
-    out = assert_same_run(net, events, sensor, T)
+    out = assert_same_run(net, events, sensor, T, costs=ALWAYS_GATHER)
     assert calls and (arch != "ds-resnet8" or min(calls) == 3), calls  # DS-ResNet: 3-level MLF layers
-    monkeypatch.setattr(simulator, "fuses", lambda sig, node: False)
-    same_counts(out, EventSimulator(net).run(events, sensor, T, record=True))
-
-
-class KeyLog(dict):
-    """A dict that records the keys read from it."""
-
-    def __init__(self, items):
-        super().__init__(items)
-        self.read = []
-
-    def __getitem__(self, key):
-        self.read.append(key)
-        return super().__getitem__(key)
+    same_counts(out, EventSimulator(net, strategy="reference").run(events, sensor, T))
 
 
 @pytest.mark.parametrize("kind", ["hard", "no-decay-input", "mlf"])
-def test_row_passes_sum_like_whole_windows(kind, monkeypatch):
+def test_row_passes_sum_like_whole_windows(kind):
     """Windows summed one window row at a time over all positions and steps (``fused._row_passes``, for
     blocks too big for L2) give the whole-window sums' spikes, counts, logits and membranes bit for
     bit, for every layer of the fusable net (stride 2, padding in y only, joined windows or not)."""
@@ -217,13 +196,8 @@ def test_row_passes_sum_like_whole_windows(kind, monkeypatch):
     sensor, T = (16, 14, 2), 5
     events = random_events(rng, sensor, 16 * 14 * 2 * 3)
     net = fusable_net(rng, LIFS[kind])
-    gather_whenever_possible(monkeypatch)
-    runs, used = [], []
-    for limit in (1 << 62, 0):  # never, always
-        monkeypatch.setattr(fused, "ROW_PASS_BYTES", limit)
-        monkeypatch.setattr(fused, "GATHER_NEURON", KeyLog(fused.GATHER_NEURON))
-        runs.append(run_with_state(net, events, sensor, T))
-        used.append({key[3] for key in fused.GATHER_NEURON.read})
-    assert used == [{False}, {True}]
+    runs = [run_with_state(net, events, sensor, T, replace(ALWAYS_GATHER, row_pass_bytes=limit))
+            for limit in (1 << 62, 0)]  # never, always
+    assert [{step.rows for step in steps_of(out, "gather+neuron")} for out, _ in runs] == [{False}, {True}]
     assert sum(runs[0][0].spikes_per_layer.values()) > 0
     same_runs(*runs)

@@ -10,7 +10,8 @@ from torch import nn
 
 from sim_testnets import TimeSequential, dyadic_, random_events
 from snnres.neurons import LIF, MLF
-from snnres.sim import EventSimulator, fused, gather, kernels
+from snnres.sim import EventSimulator, gather, kernels
+from snnres.sim.plan import NEVER_GATHER
 from test_sim_equality import assert_same_run
 
 
@@ -30,22 +31,19 @@ def wide_net(rng) -> TimeSequential:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_gather_matches_dense_and_scatter(seed, monkeypatch):
+def test_gather_matches_dense_scatter_and_reference(seed):
     rng = np.random.default_rng(seed)
     sensor, T = (18, 14, 2), 5
     net = wide_net(rng)
     events = random_events(rng, sensor, 18 * 14 * 2 * 3)
-    calls = []
-    conv_gather, gather_neuron = gather.conv_gather, fused.gather_neuron
-    monkeypatch.setattr(gather, "conv_gather", lambda *a: calls.append("gather") or conv_gather(*a))
-    monkeypatch.setattr(fused, "gather_neuron", lambda *a: calls.append("fused") or gather_neuron(*a))
     out = assert_same_run(net, events, sensor, T)
-    assert calls == ["gather", "fused"], "both wide layers (busy inputs) should have been gathered"
-    monkeypatch.setattr(gather, "gather_pays", lambda *a: False)
-    ref = EventSimulator(net).run(events, sensor, T)
-    assert torch.equal(out.logits, ref.logits)
-    assert out.sops == ref.sops and out.macs == ref.macs
-    assert out.neuron_updates == ref.neuron_updates and out.spikes_per_layer == ref.spikes_per_layer
+    kernels_run = [step.kernel for step in out.plan.steps if step.layer in ("3", "7")]
+    assert kernels_run == ["gather", "gather+neuron"], "both wide layers (busy inputs) should have been gathered"
+    for other in (EventSimulator(net, costs=NEVER_GATHER).run(events, sensor, T),
+                  EventSimulator(net, strategy="reference").run(events, sensor, T)):
+        assert torch.equal(out.logits, other.logits)
+        assert out.sops == other.sops and out.macs == other.macs
+        assert out.neuron_updates == other.neuron_updates and out.spikes_per_layer == other.spikes_per_layer
 
 
 def test_site_index_rejects_unsorted_steps():

@@ -51,21 +51,18 @@ def test_channel_counts_is_global_average_pooling_of_the_bits(channels, position
     torch.testing.assert_close(torch.from_numpy(out), want, rtol=0, atol=1e-4)
 
 
-def test_global_pool_of_fused_spikes_reads_the_bits(monkeypatch):
+def test_global_pool_of_fused_spikes_reads_the_bits():
     """A global average pool behind a fused LIF layer of 256 channels counts the bits
-    (``channel_counts``) and gives the listed spikes' pooling exactly: logits and counts."""
+    (``channel_counts``) and gives the reference's pooling of the spikes exactly: logits and counts."""
     from sim_testnets import random_events
-    from snnres.sim import EventSimulator, simulator
-    from test_sim_fused import LIFS, fusable_net, gather_whenever_possible, same_counts
+    from snnres.sim import EventSimulator
+    from snnres.sim.plan import ALWAYS_GATHER
+    from test_sim_fused import LIFS, fusable_net, same_counts
 
     rng = np.random.default_rng(4)
     sensor, T = (16, 14, 2), 5
     net = fusable_net(rng, LIFS["hard"])
     events = random_events(rng, sensor, 16 * 14 * 2 * 3)
-    gather_whenever_possible(monkeypatch)
-    calls, counts = [], bits.channel_counts
-    monkeypatch.setattr(bits, "channel_counts", lambda *a: calls.append(1) or counts(*a))
-    out = EventSimulator(net).run(events, sensor, T)
-    assert calls == [1]
-    monkeypatch.setattr(simulator, "global_pool", lambda *a: False)
-    same_counts(out, EventSimulator(net).run(events, sensor, T))
+    out = EventSimulator(net, costs=ALWAYS_GATHER).run(events, sensor, T)
+    assert [step.kernel for step in out.plan.steps if step.layer == "11"] == ["channel-counts"]
+    same_counts(out, EventSimulator(net, strategy="reference").run(events, sensor, T))

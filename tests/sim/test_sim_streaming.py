@@ -91,9 +91,9 @@ def test_stale_scratch_buffers_are_never_read(variant):
     sim = EventSimulator(net)
     events = random_events(rng, sensor, 800)
     first = sim.run(events, sensor, T, record=True)
-    graph = sim.graph((2, 12, 14))
-    assert graph.scratch.__dict__, "the run should have left reusable buffers"
-    assert poison_scratch(graph) == 1, "the run should have left its membranes for the next"
+    workspace = sim.workspace((2, 12, 14))
+    assert workspace.scratch, "the run should have left reusable buffers"
+    assert poison_scratch(workspace) == 1, "the run should have left its membranes for the next"
     same_result(sim.run(events, sensor, T, record=True), first)
 
 
@@ -107,15 +107,15 @@ def test_runs_reuse_membranes_from_rest():
     a, b = (random_events(rng, sensor, 900) for _ in range(2))
     sim = EventSimulator(net)
     first = sim.run(a, sensor, T, record=True)
-    graph = sim.graph((2, 12, 14))
+    workspace = sim.workspace((2, 12, 14))
     stream = sim.stream()
     stream.push_events_tonic(b, sensor, T)
     held = {j: v.copy() for j, (v, _) in stream.state.membranes.items()}
     for _ in range(2):
-        poison_scratch(graph)
+        poison_scratch(workspace)
         same_result(sim.run(b, sensor, T, record=True), EventSimulator(net).run(b, sensor, T, record=True))
-    assert len(graph.scratch.__dict__["membranes"]) == 1
-    poison_scratch(graph)
+    assert len(workspace.pooled_membranes) == 1
+    poison_scratch(workspace)
     same_result(sim.run(a, sensor, T, record=True), first)
     for j, (v, _) in stream.state.membranes.items():
         np.testing.assert_array_equal(v, held[j])
@@ -125,17 +125,18 @@ def test_pooled_membranes_are_handed_out_at_rest():
     """A recording that takes a finished run's membranes gets them all marked unwritten (``fresh``)
     and every 'away from rest' flag cleared (stale flags would only cost time, so the runs above
     cannot show them), and takes them out of the pool."""
-    from snnres.sim import simulator
+    from snnres.sim import fast
     from snnres.sim.state import SimState
 
     rng = np.random.default_rng(5)
     sensor, T = (14, 12, 2), 5
     sim = EventSimulator(random_conv_net(rng, sensor, 0))
     sim.run(random_events(rng, sensor, 900), sensor, T)
-    graph = sim.graph((2, 12, 14))
-    assert poison_scratch(graph) == 1
-    state = SimState(graph=graph)
-    simulator.at_rest(state)
+    shape = (2, 12, 14)
+    workspace = sim.workspace(shape)
+    assert poison_scratch(workspace) == 1
+    state = SimState()
+    fast.at_rest(fast.Run(sim.graph(shape), workspace, sim.planner(shape), state))
     assert state.membranes and state.fresh == set(state.membranes)
     assert all(not awake.any() for _, awake in state.membranes.values())
-    assert graph.scratch.__dict__["membranes"] == []
+    assert workspace.pooled_membranes == []
