@@ -15,10 +15,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..layers.fold import batchnorm_scale_shift, fold_into
 from ..neurons.modules import _SpikingNeuron
 from .errors import ExportError
-from .fold import batchnorm_scale_shift, fold_into, to_numpy
 from .graph import Value
+
+
+def to_numpy(t: torch.Tensor | None, like: np.ndarray | None = None, size: int | None = None) -> np.ndarray:
+    """A parameter as a numpy array; ``None`` becomes zeros of ``size`` (a missing bias)."""
+    if t is None:
+        return np.zeros(size, dtype=like.dtype if like is not None else np.float32)
+    return t.detach().cpu().numpy().copy()
 
 
 def _single_lead(value: Value, path: str, module: nn.Module, ndim: int) -> None:
@@ -81,7 +88,7 @@ def convert_linear(tr, linear: nn.Linear, path, value, in_tensor, out_tensor) ->
 def convert_batchnorm(tr, bn: nn.modules.batchnorm._BatchNorm, path, value, in_tensor, out_tensor) -> Value:
     ndim = 3 if isinstance(bn, nn.BatchNorm2d) else 1
     _single_lead(value, path, bn, ndim)
-    scale, shift = batchnorm_scale_shift(bn, path)
+    scale, shift = batchnorm_scale_shift(bn, path, ExportError)
     builder = tr.builder
     src = value.sources[0] if len(value.sources) == 1 else None
     node = builder.nodes.get(src) if src is not None else None

@@ -4,7 +4,7 @@
 layer, exact SOP and neuron-update counts). How it maps to neuromorphic hardware: ``README.md``.
 """
 
-from .fold import fold_batchnorm
+from ..layers.fold import fold_batchnorm
 from .graph import UnsupportedLayerError
 from .simulator import EventSimulator
 from .state import SimResult

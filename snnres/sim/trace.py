@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import torch
 from torch import nn
 
+from ..layers.fold import BATCHNORMS, fold_batchnorm
 from ..neurons import LIF, MLF
-from .fold import BATCHNORMS, fold_batchnorm
 from .graph import (
     ConvNode, Graph, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError, as_f32, chw_to_hwc_rows, spatial_out,
 )
@@ -101,7 +102,7 @@ def synapse(layer: nn.Module, name: str, graph: Graph, src: int, bn: nn.Module |
     """A Conv2d or Linear layer, with ``bn`` (if given) folded into its weight and bias."""
     weight, bias = layer.weight, layer.bias
     if bn is not None:
-        weight, bias = fold_batchnorm(weight, bias, bn)
+        weight, bias = (torch.from_numpy(a) for a in fold_batchnorm(weight, bias, bn, name))
     if isinstance(layer, nn.Conv2d):
         return conv_node(layer, name, graph, src, weight, bias)
     return linear_node(layer, name, graph, src, weight, bias)
