@@ -213,13 +213,13 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
             metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_loss": val_loss,
                        "lr": scheduler.get_last_lr()[0],
                        "images_per_s": seen / max(time.perf_counter() - start, 1e-9)}
-            if len(names) > 1:
+            if options.method == "mirl":
                 metrics.update({f"train_{k}": v for k, v in zip(names, train_terms)})
                 metrics.update({f"val_{k}": v for k, v in zip(names, val_terms)})
             log.write(metrics)
             checkpoint(epoch + 1, 0)
             console.print(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.4f} | val loss {val_loss:.4f}"
-                          + ("".join(f" | {k} {v:.4f}" for k, v in zip(names, val_terms)) if len(names) > 1 else ""),
+                          + ("".join(f" | {k} {v:.4f}" for k, v in zip(names, val_terms)) if options.method == "mirl" else ""),
                           markup=False)
             if requested:
                 console.print(f"stopped after epoch {epoch + 1}: continue with --resume {out / 'last.pt'}",

@@ -70,7 +70,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "dvs-gesture": dict(lr=0.1, epochs=200, batch_size=16, weight_decay=1e-4, T=40),
     "nmnist": dict(lr=0.05, epochs=50, batch_size=64, weight_decay=1e-4, T=10),
     # the ViT fine-tuning demonstration (README, MIRL section): 16x16 images, 4x4 patches
-    "digits": dict(optimizer="adamw", lr=1e-3, epochs=10, batch_size=64, weight_decay=0.05, label_smoothing=0.1,
+    "digits": dict(optimizer="adamw", lr=1e-3, epochs=10, batch_size=32, weight_decay=0.05, label_smoothing=0.1,
                    warmup_epochs=1, dataset_kwargs={"size": 16}),
 }
 
