@@ -78,6 +78,7 @@ TRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a TrainConfig field
     "--seed": (int, "random seed"),
     "--out": (str, "run folder (config, logs, last.pt, best.pt); with --resume: the checkpoint's folder"),
     "--resume": (str, "continue exactly from this last.pt"),
+    "--init-from": (str, "start from this checkpoint's weights, e.g. snnres pretrain's last.pt (new head)"),
     "--device": (str, "auto, cpu, cuda or cuda:N"),
     "--max-steps-per-epoch": (int, "cap on steps per epoch (smoke runs)"),
     "--save-every": (int, "also write last.pt every N steps, so that a crash loses at most N steps"),
@@ -115,16 +116,20 @@ def _train_defaults() -> dict[str, str]:
     return shown
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .train import build_config, train
-
-    overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("func", "command", "config", "model_arg", "dataset_arg")}
+def _overrides(args: argparse.Namespace) -> tuple[dict, set[str]]:
+    """A run command's flags as config overrides (None = not given), and the names the user set."""
+    overrides = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "model_arg", "dataset_arg")}
     if args.model_arg:
         overrides["model_kwargs"] = _key_values(args.model_arg)
     if args.dataset_arg:
         overrides["dataset_kwargs"] = _key_values(args.dataset_arg)
-    explicit = {k for k, v in overrides.items() if v is not None}
+    return overrides, {k for k, v in overrides.items() if v is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import build_config, train
+
+    overrides, explicit = _overrides(args)
     train(build_config(overrides, args.config), explicit)
     return 0
 
@@ -146,6 +151,57 @@ def _add_train(sub) -> None:
     p.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
                    help="extra make_dataset argument (merged key by key with the recipe's)")
     p.set_defaults(func=_train)
+
+
+PRETRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a PretrainConfig field
+    "--method": (str, "mirl (default) or mae"),
+    "--arch": (str, "a ViT: vit-tiny (default), vit-small, vit-small-deep"),
+    "--dataset": (str, "data set (default digits, scikit-learn's images; event sets: each frame is an image)"),
+    "--data-dir": (str, "data root (default datasets/)"),
+    "--epochs": (int, "epochs"),
+    "--batch-size": (int, "batch size"),
+    "--T": (int, "frames per event sample"),
+    "--lr": (float, "peak learning rate (AdamW, cosine schedule)"),
+    "--weight-decay": (float, "weight decay (not on norms or biases)"),
+    "--warmup-epochs": (float, "linear warm-up epochs"),
+    "--mask-ratio": (float, "share of patches hidden (default 0.75)"),
+    "--segments": (int, "MIRL: encoder segments, each with its own decoder (even; default 6, 4 or 2)"),
+    "--decoder-dim": (int, "decoder width (default: the encoder's)"),
+    "--decoder-depth": (int, "blocks per decoder (default MIRL 1, MAE 2)"),
+    "--decoder-heads": (int, "decoder heads (default: the encoder's)"),
+    "--workers": (int, "data loader workers"),
+    "--seed": (int, "random seed (weights, data order, masks)"),
+    "--out": (str, "run folder (config, logs, last.pt)"),
+    "--resume": (str, "continue exactly from this last.pt"),
+    "--device": (str, "auto, cpu, cuda or cuda:N"),
+    "--max-steps-per-epoch": (int, "cap on steps per epoch (smoke runs)"),
+}
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import build_pretrain_config, pretrain
+
+    overrides, explicit = _overrides(args)
+    pretrain(build_pretrain_config(overrides, args.config), explicit)
+    return 0
+
+
+def _add_pretrain(sub) -> None:
+    pre = sub.add_parser("pretrain", help="masked image pre-training of a ViT: MIRL or MAE (CPU-sized default)")
+    pre.add_argument("--config", help="YAML file of options; flags override it")
+    for flag, (kind, text) in PRETRAIN_FLAGS.items():
+        pre.add_argument(flag, type=kind, default=None, help=text)
+    pre.add_argument("--cross-attention", action=argparse.BooleanOptionalAction, default=None,
+                     help="decoders attend to the shallower segments (default: on for MIRL, off for MAE)")
+    pre.add_argument("--pred-weight-norm", action=argparse.BooleanOptionalAction, default=None,
+                     help="unit-norm prediction layer (default: on for MIRL, off for MAE)")
+    pre.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
+                     help="per-patch normalised target (default on)")
+    pre.add_argument("--download", action="store_true", default=None, help="download the data set if missing")
+    pre.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                     help="create_model argument (depth, embed_dim, num_heads, patch_size, ...)")
+    pre.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE", help="extra make_dataset argument")
+    pre.set_defaults(func=_pretrain)
 
 
 def _add_checkpoint_data_flags(parser) -> None:
@@ -431,7 +487,7 @@ def _add_diagnose(sub) -> None:
 
 
 #: Every subcommand's parser builder, in the order ``snnres --help`` lists them: one line each.
-COMMANDS = [_add_demo, _add_backends, _add_models, _add_train, _add_eval, _add_energy_report, _add_export,
+COMMANDS = [_add_demo, _add_backends, _add_models, _add_train, _add_pretrain, _add_eval, _add_energy_report, _add_export,
             _add_simulate, _add_sweep_depth, _add_diagnose]
 
 
@@ -455,7 +511,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .train import CheckpointError, TrainingDiverged
 
     errors = [CheckpointError, TrainingDiverged, DatasetNotFoundError, DownloadError, CorruptFileError,
-              MissingPackageError, WriteError, FileNotFoundError, PermissionError, ValueError, TypeError]
+              MissingPackageError, WriteError, FileNotFoundError, PermissionError, ValueError, TypeError, ImportError]
     try:
         from .export.errors import ExportError
         from .sim.graph import UnsupportedLayerError

@@ -71,10 +71,12 @@ def build_model(model_args: dict[str, Any], source: str = "the checkpoint") -> t
                               f"({type(error).__name__}: {error}); it may come from another snnres version") from None
 
 
-def load_state_into(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str) -> None:
-    """``load_state_dict`` with an error that says the checkpoint is of another architecture."""
+def load_state_into(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str,
+                    allow_missing: list[str] = ()) -> None:
+    """``load_state_dict`` with an error that says the checkpoint is of another architecture
+    (every tensor must be there with its shape, except the names in ``allow_missing``)."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
+    missing = [k for k in own if k not in state_dict and k not in allow_missing]
     unexpected = [k for k in state_dict if k not in own]
     shape_errors = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state_dict.items()
                     if k in own and tuple(own[k].shape) != tuple(v.shape)]
@@ -84,7 +86,24 @@ def load_state_into(model: torch.nn.Module, state_dict: dict[str, Any], source: 
             f"{len(shape_errors)} mis-shaped tensors (e.g. {(missing + unexpected + shape_errors)[:3]}); "
             "it was saved from another architecture or other model arguments"
         )
-    model.load_state_dict(state_dict)
+    model.load_state_dict(state_dict, strict=not allow_missing)
+
+
+def load_initial_weights(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str) -> list[str]:
+    """Start ``model`` from a checkpoint's weights (``--init-from``, e.g. a pre-trained encoder).
+
+    Every tensor must fit except the classifier's (the model's last ``nn.Linear``), which is left at
+    its fresh initialisation when its shape differs (another number of classes). Returns the names
+    of the tensors left out.
+    """
+    own = model.state_dict()
+    linears = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    head = f"{linears[-1]}." if linears else None
+    skipped = [k for k, v in state_dict.items()
+               if head and k.startswith(head) and k in own and tuple(own[k].shape) != tuple(v.shape)]
+    load_state_into(model, {k: v for k, v in state_dict.items() if k not in skipped}, source, arch,
+                    allow_missing=skipped)
+    return skipped
 
 
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:

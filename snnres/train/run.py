@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from . import distributed
-from .checkpoint import CheckpointError, build_model, load_state_into, read_checkpoint, rng_state, set_rng_state
+from .checkpoint import (CheckpointError, build_model, load_initial_weights, load_state_into, read_checkpoint,
+                         rng_state, set_rng_state)
 from .config import TrainConfig
 from .data import check_names, make_loaders
 from .loop import (EpochProgress, Optimization, TrainingDiverged, cosine_with_warmup, epoch_stats, evaluate,
@@ -70,6 +71,19 @@ def resume_state(cfg: TrainConfig, explicit: set[str]) -> tuple[dict | None, Tra
     return state, cfg
 
 
+def initial_state(cfg: TrainConfig, explicit: set[str]) -> tuple[dict | None, TrainConfig]:
+    """Read ``--init-from``: the model (architecture and arguments) is the checkpoint's, the head new."""
+    if cfg.init_from is None:
+        return None, cfg
+    state = read_checkpoint(cfg.init_from)
+    arch = state["model_args"]["arch"]
+    if "arch" in explicit and cfg.arch != arch:
+        raise CheckpointError(f"--init-from {cfg.init_from} holds a {arch} but --arch {cfg.arch} was given; "
+                              "drop --arch (the architecture comes from the checkpoint)")
+    kwargs = {**state["model_args"].get("kwargs", {}), **cfg.model_kwargs}
+    return state, replace(cfg, arch=arch, model_kwargs=kwargs)
+
+
 def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> dict[str, Any]:
     """Train per ``cfg``; returns the final metrics. ``explicit``: options the user set by hand."""
     from rich.console import Console
@@ -77,13 +91,14 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> d
     console = console or Console()
     with sigterm_as_interrupt():
         state, cfg = resume_state(cfg, set(explicit or ()))
+        init, cfg = (None, cfg) if state else initial_state(cfg, set(explicit or ()))
         if state is not None and state["epoch"] >= cfg.epochs:
             console.print(f"{cfg.resume} is a finished run ({describe_position(state)}): nothing to do. "
                           f"To train longer, pass --epochs N with N > {state['epoch']}.", markup=False)
             return state.get("metrics") or {}
         check_names(cfg, state["model_args"] if state else None)
         try:
-            run = _Run(cfg, state, console)
+            run = _Run(cfg, state, console, init)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(
                 f"interrupted before the first training step: nothing new was saved; {cfg.resume} is unchanged"
@@ -101,7 +116,7 @@ class _StopHere(Exception):
 class _Run:
     """One process's training: built from a config and an optional resumed state."""
 
-    def __init__(self, cfg: TrainConfig, state: dict | None, console):
+    def __init__(self, cfg: TrainConfig, state: dict | None, console, init: dict | None = None):
         self.cfg, self.console = cfg, console
         self.device = resolve_device(cfg.device)
         self.dist = distributed.setup(self.device)
@@ -118,6 +133,11 @@ class _Run:
         model = build_model(self.model_args).to(self.device)
         if state:
             load_state_into(model, state["model"], cfg.resume, self.model_args["arch"])
+        elif init:
+            fresh = load_initial_weights(model, init["model"], cfg.init_from, self.model_args["arch"])
+            if self.dist.is_main:
+                console.print(f"initialised from {cfg.init_from}" + (f"; new: {', '.join(fresh)}" if fresh else ""),
+                              markup=False)
         self.bare = model
         if self.dist.enabled:
             if cfg.sync_bn and self.device.type == "cuda":

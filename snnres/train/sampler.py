@@ -62,6 +62,11 @@ class SeededSamples(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def __getattr__(self, name: str):  # the wrapped data set's attributes (classes, sensor_size, ...)
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
     def __getitem__(self, key):
         if not isinstance(key, tuple):
             return self.dataset[key]
