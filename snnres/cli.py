@@ -226,8 +226,17 @@ def _eval(args: argparse.Namespace) -> int:
     trained, loader = _checkpoint_loader(args)
     device = resolve_device(args.device)
     result = evaluate(trained.model.to(device), loader, device, max_batches=args.max_batches)
-    print(f"{args.checkpoint} on {args.dataset or trained.dataset_name} ({result.samples} samples): "
+    name = args.dataset or trained.dataset_name
+    print(f"{args.checkpoint} on {name} ({result.samples} samples): "
           f"top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  loss {result.loss:.4f}")
+    if args.json:
+        import json
+
+        from .files import write_text
+
+        record = {"checkpoint": str(args.checkpoint), "dataset": name, "samples": result.samples,
+                  "top1": result.top1, "top5": result.top5, "loss": result.loss}
+        print(f"wrote {write_text(args.json, json.dumps(record, indent=2))}")
     return 0
 
 
@@ -235,6 +244,7 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="top-1/top-5 and loss of a checkpoint on its test split",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_checkpoint_data_flags(p)
+    p.add_argument("--json", help="write top-1, top-5 and loss as JSON here")
     p.set_defaults(func=_eval)
 
 

@@ -15,9 +15,7 @@ the same global random state.
 from __future__ import annotations
 
 import os
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,8 @@ from ..train.distributed import DistInfo
 from ..train.loop import TrainingDiverged, cosine_with_warmup, parameter_groups
 from ..train.data import make_loaders
 from ..train.rundir import RunFolder
-from ..train.run import _progress_bar, resolve_device, seed_everything
+from ..train.run import progress_bar, resolve_device, seed_everything
+from ..train.stop import stop_requests
 from .config import PretrainConfig
 from .model import MaskedImageModel, MaskedModelingOptions, check_vit_arch
 
@@ -42,29 +41,6 @@ def mask_generator(seed: int, index: int) -> torch.Generator:
 
 
 VALIDATION = 2**31  # validation batch b draws its masks from (seed, VALIDATION + b): the same every epoch
-
-
-@contextmanager
-def stop_requests():
-    """SIGINT / SIGTERM ask the loop to stop after the step in flight; a second one stops at once."""
-    requested = []
-
-    def ask(signum, frame):
-        if requested:
-            raise KeyboardInterrupt
-        requested.append(signum)
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, ask)
-        except ValueError:  # not the main thread: signals stay as they are
-            break
-    try:
-        yield requested
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def image_size(dataset) -> int | tuple[int, int]:
@@ -162,7 +138,7 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
     console.print(f"{options.method.upper()} pre-training of {model_args['arch']} ({len(model.vit.blocks)} blocks, "
                   f"{model.segments} segment(s), {sum(p.numel() for p in params) / 1e6:.2f}M trainable) on "
                   f"{cfg.dataset}: {steps} steps per epoch", markup=False)
-    with stop_requests() as requested, _progress_bar(console, True) as progress:
+    with stop_requests() as requested, progress_bar(console, True) as progress:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             train_loader.sampler.set_epoch(epoch)

@@ -230,7 +230,7 @@ class _Run:
         cfg, console = self.cfg, self.console
         summary = None
         with count_spikes(self.bare) as counter, stop_requests() as stop, \
-                _progress_bar(console, self.dist.is_main) as bar:
+                progress_bar(console, self.dist.is_main) as bar:
             try:
                 while self.epoch < cfg.epochs:
                     summary = self._epoch(counter, stop, bar)
@@ -326,7 +326,7 @@ class _Run:
         self.folder.close()
 
 
-def _progress_bar(console, enabled: bool):
+def progress_bar(console, enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..files import remove_stale_temps, write_text
+from ..files import remove_stale_temps, write_error, write_text
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 
 #: What ``best.pt`` keeps of a full training state: enough to use the model, not to resume.
@@ -44,7 +44,10 @@ class RunFolder:
         """Make the folder, remove temp files of killed writes, write the config, align the log."""
         if not self.is_main:
             return []
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_error(self.out / "config.yaml", error) from None
         removed = remove_stale_temps(self.out)
         write_text(self.out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         done = resume_state["epoch"] if resume_state else 0
