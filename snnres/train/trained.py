@@ -47,7 +47,7 @@ class TrainedCheckpoint:
 
     @property
     def dataset_name(self) -> str | None:
-        return (self.info.get("data") or {}).get("dataset") or self.config.get("dataset")
+        return self.config.get("dataset") or (self.info.get("data") or {}).get("dataset")
 
     def dataset(self, name: str | None = None, data_dir: str | None = None, T: int | None = None,
                 train: bool = False):

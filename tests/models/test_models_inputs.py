@@ -20,6 +20,7 @@ def test_time_first_frames_are_refused_and_accepted_with_time_first(model):
         assert torch.equal(model(time_first, time_first=True), model(batch_first))
         assert model(batch_first).shape == (2, 10)
         assert model(torch.rand(3, 6, 2, 16, 16)).shape == (3, 10)  # other frame counts stay allowed
+        assert model(torch.rand(4, 6, 2, 16, 16), time_first=False).shape == (4, 10)  # B = T: said how
 
 
 @pytest.mark.parametrize("dtype, convert", [(torch.float64, r"x\.float\(\)"), (torch.float16, r"x\.float\(\)")])
