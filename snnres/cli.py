@@ -288,6 +288,7 @@ def _dense_energy(args, trained, loader, constants) -> int:
     from rich.table import Table
 
     from .energy import energy_report
+    from .train.monitor import add_name_column
     from .train.run import resolve_device
 
     device = resolve_device(args.device)
@@ -296,7 +297,7 @@ def _dense_energy(args, trained, loader, constants) -> int:
     rows = report.layers if args.layers else _energy_rows_per_stage(report.layers)
     table = Table(title=f"{trained.info['model_args']['arch']} on {args.dataset or trained.dataset_name}, "
                         f"{report.samples} samples, per sample" + ("" if args.layers else " (per stage: --layers for every layer)"))
-    table.add_column("layer" if args.layers else "stage", overflow="fold")
+    add_name_column(table, "layer" if args.layers else "stage", [r["name"] for r in rows])
     for header in ("kind", "neurons", "spikes/neuron", "firing rate", "SOPs", "MACs"):
         table.add_column(header, justify="right", overflow="fold")
     for r in rows:
