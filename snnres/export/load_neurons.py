@@ -155,7 +155,7 @@ def snnres_lif(kind: str, c: dict[str, np.ndarray], dt: float, backend: str):
     """
     from ..neurons import LIF, NeuronParams
 
-    if "fire" not in NeuronParams.__dataclass_fields__:  # TEMP until snnres neurons take fire="gt"
+    if "fire" not in NeuronParams.__dataclass_fields__:  # a LIF without fire="gt" fires on >=, not NIR's >
         return None
     if kind not in ("LIF", "IF") or any(np.ptp(a) != 0 for a in c.values()):
         return None
