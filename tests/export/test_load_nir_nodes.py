@@ -157,3 +157,12 @@ def test_conv1d_sumpool_and_flatten_shapes():
     y = from_nir(graph, dtype=torch.float64).run_sequence(x)
     expected = torch.nn.functional.conv1d(x.flatten(0, 1), torch.from_numpy(w), padding=1).reshape(2, 5, 24)
     torch.testing.assert_close(y, expected)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_snnres_fire_metadata_ge_fires_on_ties(tmp_path, strategy):
+    """A node exported from a ``fire="ge"`` snnres neuron says so in its metadata, and fires on v = threshold."""
+    node = nir.IF(r=np.full(1, 1 / DT), v_threshold=np.ones(1), v_reset=np.zeros(1), metadata={"fire": "ge"})
+    nir.write(tmp_path / "ge.nir", chain(node, n_in=1))
+    x = np.array([[0.5], [0.5], [0.5]])  # v = 0.5, 1.0 (tie: spike), 0.5
+    np.testing.assert_array_equal(run(tmp_path / "ge.nir", x, strategy=strategy).numpy(), [[0.0], [1.0], [0.0]])
