@@ -259,52 +259,48 @@ def _energy_report(args: argparse.Namespace) -> int:
 
 
 def _event_driven_energy(args, trained, loader, constants) -> int:
-    import json
-
     import torch
 
-    from .files import write_text
     from .neurons.backends import unavailable_reason
-    from .sim.loader_counts import count_over_loader
+    from .sim.loader_counts import event_driven_report
     from .train.run import resolve_device
 
     device = resolve_device(args.device)  # the GPU simulator where CuPy can run, else the CPU one
     if device.type == "cuda" and args.device == "auto" and unavailable_reason("cupy", device) is not None:
         device = torch.device("cpu")
-    result = count_over_loader(trained.model, loader, args.max_batches, trained.T, device)
-    result["energy_pj"] = result["sops"] * constants.e_ac_pj + result["macs"] * constants.e_mac_pj
-    print(f"event-driven simulation, {result['samples']} samples, per sample: {result['sops']:.4g} SOPs, "
-          f"{result['macs']:.4g} MACs, {result['neuron_updates']:.4g} neuron updates -> "
-          f"{result['energy_pj'] / 1e6:.4g} uJ (E_AC {constants.e_ac_pj} pJ, E_MAC {constants.e_mac_pj} pJ)")
-    for layer, value in result["per_sample"]["sops"].items():
-        print(f"  {layer:40s} {value:12.4g} SOPs")
-    if args.json:
-        print(f"wrote {write_text(args.json, json.dumps(result, indent=2))}")
-    return 0
+    report = event_driven_report(trained.model, loader, trained.T, args.max_batches, constants, device)
+    return _print_energy(args, trained, report, "event-driven, ")
 
 
 def _dense_energy(args, trained, loader, constants) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from .energy import energy_report
-    from .train.monitor import add_name_column
     from .train.run import resolve_device
 
     device = resolve_device(args.device)
-    report = energy_report(trained.model.to(device), loader, args.max_batches, constants, device)
+    return _print_energy(args, trained, energy_report(trained.model.to(device), loader, args.max_batches, constants,
+                                                      device))
+
+
+def _print_energy(args, trained, report, how: str = "") -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .train.monitor import add_name_column
+
     console = Console()
     rows = report.layers if args.layers else _energy_rows_per_stage(report.layers)
-    table = Table(title=f"{trained.info['model_args']['arch']} on {args.dataset or trained.dataset_name}, "
+    table = Table(title=f"{trained.info['model_args']['arch']} on {args.dataset or trained.dataset_name}, {how}"
                         f"{report.samples} samples, per sample" + ("" if args.layers else " (per stage: --layers for every layer)"))
     add_name_column(table, "layer" if args.layers else "stage", [r["name"] for r in rows])
-    for header in ("kind", "neurons", "spikes/neuron", "firing rate", "SOPs", "MACs"):
+    updates = "neuron_updates" in report.total
+    for header in ("kind", "neurons", "spikes/neuron", "firing rate", "SOPs", "MACs") + (("updates",) if updates else ()):
         table.add_column(header, justify="right", overflow="fold")
     for r in rows:
         table.add_row(r["name"], r["kind"], str(r["neurons"] or ""),
                       "" if r["spikes_per_neuron"] is None else f"{r['spikes_per_neuron']:.3f}",
                       "" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}",
-                      f"{r['sops']:.3g}" if r["sops"] else "", f"{r['macs']:.3g}" if r["macs"] else "")
+                      f"{r['sops']:.3g}" if r["sops"] else "", f"{r['macs']:.3g}" if r["macs"] else "",
+                      *((f"{r['neuron_updates']:.3g}" if r.get("neuron_updates") else "",) if updates else ()))
     console.print(table)
     t = report.total
     spn = "-" if t["spikes_per_neuron"] is None else f"{t['spikes_per_neuron']:.3f}"
@@ -329,11 +325,13 @@ def _energy_rows_per_stage(layers: list[dict]) -> list[dict]:
     for r in layers:
         g = groups.setdefault((stage_of(r["name"]), r["kind"]), {"name": stage_of(r["name"]), "kind": r["kind"],
                                                                   "neurons": 0, "spikes": 0.0, "sops": 0.0,
-                                                                  "macs": 0.0, "rate_weight": 0.0})
+                                                                  "macs": 0.0, "rate_weight": 0.0,
+                                                                  "neuron_updates": 0.0})
         g["neurons"] += r["neurons"] or 0
         g["spikes"] += r["spikes"] or 0.0
         g["sops"] += r["sops"] or 0.0
         g["macs"] += r["macs"] or 0.0
+        g["neuron_updates"] += r.get("neuron_updates") or 0.0
         g["rate_weight"] += (r["firing_rate"] or 0.0) * (r["neurons"] or 0)
     rows = []
     for g in groups.values():

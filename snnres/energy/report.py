@@ -1,6 +1,8 @@
 """``energy_report(model, loader)``: spikes per neuron, SOPs, MACs and energy against the ANN.
 
-Counted with hooks on the real forward pass. Neuron layers (LIF, MLF) give neurons, spikes,
+Counted with hooks on the real forward pass (``energy_report``; the spikes by
+``snnres.neurons.counter``), or event by event by the simulator (``snnres.sim.loader_counts``); both
+give an ``EnergyReport`` (``build_report``). Neuron layers (LIF, MLF) give neurons, spikes,
 spikes per neuron per sample and the firing rate per step; an MLF output of k counts as k spikes.
 Synaptic layers give SOPs (spike inputs) or MACs (real-valued inputs), see ``counting.py``.
 Energy: ``E_SNN = SOPs * E_AC + MACs * E_MAC``; the ANN is the same network run once (T=1) with
@@ -19,7 +21,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ..neurons.modules import _SpikingNeuron
+from ..neurons.counter import count_spikes
 from .constants import EnergyModel
 from .counting import SYNAPTIC, count_layer
 
@@ -90,20 +92,7 @@ def energy_report(model: nn.Module, loader: Iterable, max_batches: int | None = 
         raise ValueError(f"max_batches must be >= 1 (or None for the whole loader), got {max_batches}")
     energy = energy or EnergyModel()
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    neurons: OrderedDict[str, dict] = OrderedDict()
     synapses: OrderedDict[str, dict] = OrderedDict()
-
-    def neuron_hook(name):
-        def hook(module, inputs, output):
-            row = neurons.setdefault(name, {"spikes": 0.0, "neurons": 0, "sample_steps": 0, "steps": 1})
-            row["spikes"] += float(output.detach().float().sum())
-            T = output.shape[0]
-            per_step = output[0].numel()  # [B, ...] of one step
-            batch = output.shape[1] if output.ndim > 1 else 1
-            row["neurons"] = per_step // max(batch, 1)
-            row["steps"] = T
-            row["sample_steps"] += T * batch
-        return hook
 
     def synapse_hook(name):
         def hook(module, inputs):
@@ -114,39 +103,45 @@ def energy_report(model: nn.Module, loader: Iterable, max_batches: int | None = 
             row["spiking"] = row["spiking"] and spiking
         return hook
 
-    handles = []
-    for name, module in model.named_modules():
-        if isinstance(module, _SpikingNeuron):
-            handles.append(module.register_forward_hook(neuron_hook(name)))
-        elif isinstance(module, SYNAPTIC):
-            handles.append(module.register_forward_pre_hook(synapse_hook(name)))
+    handles = [module.register_forward_pre_hook(synapse_hook(name)) for name, module in model.named_modules()
+               if isinstance(module, SYNAPTIC)]
     was_training = model.training
     model.eval()
     samples = 0
     try:
-        for inputs, _ in _batches(loader, max_batches):
-            model(inputs.to(device))
-            samples += inputs.shape[0]
+        with count_spikes(model) as counter:
+            for inputs, _ in _batches(loader, max_batches):
+                model(inputs.to(device))
+                samples += inputs.shape[0]
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
     if samples == 0:
         raise ValueError("the loader yielded no batches: nothing to count")
-    return _summarise(neurons, synapses, samples, energy)
+    neurons = {name: {"spikes": counter.spikes[name], "neurons": counter.neurons[name],
+                      "neuron_steps": counter.neuron_steps[name]} for name in counter.neurons}
+    return build_report(neurons, synapses, samples, energy)
 
 
-def _summarise(neurons, synapses, samples: int, energy: EnergyModel) -> EnergyReport:
-    layers, notes = [], []
-    total_spikes = total_neurons = 0.0
+def build_report(neurons: dict[str, dict], synapses: dict[str, dict], samples: int, energy: EnergyModel,
+                 notes: list[str] = ()) -> EnergyReport:
+    """The report of counts summed over ``samples`` samples: per neuron layer ``spikes``, ``neurons`` (of
+    one sample) and ``neuron_steps`` (seen in all), and optionally ``neuron_updates``; per synaptic
+    layer ``sops``, ``macs``, ``spiking`` (fed by spikes) and ``ann_macs_per_sample`` (the layer in an ANN)."""
+    layers, notes = [], list(notes)
+    total_spikes = total_neurons = updates = 0.0
     for name, r in neurons.items():
         spikes_per_neuron = r["spikes"] / (r["neurons"] * samples) if r["neurons"] else 0.0
-        rate = r["spikes"] / (r["neurons"] * r["sample_steps"]) if r["neurons"] and r["sample_steps"] else 0.0
+        rate = r["spikes"] / r["neuron_steps"] if r["neuron_steps"] else 0.0
         total_spikes += r["spikes"] / samples
         total_neurons += r["neurons"]
-        layers.append({"name": name, "kind": "neurons", "neurons": r["neurons"], "spikes": r["spikes"] / samples,
-                       "spikes_per_neuron": spikes_per_neuron, "firing_rate": rate, "sops": 0.0, "macs": 0.0,
-                       "note": ""})
+        row = {"name": name, "kind": "neurons", "neurons": r["neurons"], "spikes": r["spikes"] / samples,
+               "spikes_per_neuron": spikes_per_neuron, "firing_rate": rate, "sops": 0.0, "macs": 0.0, "note": ""}
+        if "neuron_updates" in r:
+            row["neuron_updates"] = r["neuron_updates"] / samples
+            updates += row["neuron_updates"]
+        layers.append(row)
     sops = macs = ann_macs = 0.0
     for name, r in synapses.items():
         note = "fed by spikes: SOPs (one AC per spike and target)" if r["spiking"] else \
@@ -165,4 +160,6 @@ def _summarise(neurons, synapses, samples: int, energy: EnergyModel) -> EnergyRe
              "spikes_per_neuron": total_spikes / total_neurons if total_neurons else None,
              "sops": sops, "macs": macs, "energy_pj": snn_pj, "ann_macs": ann_macs, "ann_energy_pj": ann_pj,
              "ann_over_snn": ann_pj / snn_pj if snn_pj > 0 else None}
+    if any("neuron_updates" in r for r in neurons.values()):
+        total["neuron_updates"] = updates
     return EnergyReport(layers, total, energy, samples, notes)

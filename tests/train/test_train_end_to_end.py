@@ -42,11 +42,15 @@ def test_cli_train_then_eval_and_energy_report(tmp_path, capsys):
     # The event-driven simulator's counts agree with the dense report's. Not bit for bit: the
     # simulator folds BatchNorm into the weights, which moves rounding, and a membrane within
     # rounding of its threshold can flip (tests/sim checks exact equality on exact weights).
-    sim_json = tmp_path / "energy-sim.json"
+    sim_json, sim_plot = tmp_path / "energy-sim.json", tmp_path / "energy-sim.png"
     assert main(["energy-report", str(out / "last.pt"), "--max-batches", "1", "--event-driven",
-                 "--json", str(sim_json)]) == 0
-    sim = json.loads(sim_json.read_text())
-    assert sim["sops"] == pytest.approx(data["total"]["sops"], rel=0.02)
+                 "--json", str(sim_json), "--plot", str(sim_plot)]) == 0
+    sim = json.loads(sim_json.read_text())  # the same report: table, totals, ANN comparison, plot
+    assert sim["total"]["sops"] == pytest.approx(data["total"]["sops"], rel=0.02)
+    assert sim["total"]["ann_macs"] == data["total"]["ann_macs"] and sim["total"]["neuron_updates"] > 0
+    assert sorted(r["name"] for r in sim["layers"]) == sorted(r["name"] for r in data["layers"])
+    assert sim_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "event-driven" in capsys.readouterr().out
     if not torch.cuda.is_available():  # asking for the GPU simulator without a GPU: a clear error
         capsys.readouterr()
         assert main(["energy-report", str(out / "last.pt"), "--max-batches", "1", "--event-driven",
