@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..neurons.modules import _SpikingNeuron
+from ..neurons import SpikingNeuron
 from .errors import ExportError
 from .fold import batchnorm_scale_shift, fold_into, to_numpy
 from .graph import Value
@@ -147,7 +147,7 @@ def convert_identity(tr, module, path, value, in_tensor, out_tensor) -> Value:
     return value
 
 
-def convert_neuron(tr, neuron: _SpikingNeuron, path, value, in_tensor, out_tensor) -> Value:
+def convert_neuron(tr, neuron: SpikingNeuron, path, value, in_tensor, out_tensor) -> Value:
     """One ``nir.LIF`` per level (an MLF neuron has several), all fed the same edges.
 
     snnres: ``H = V + (X - (V - V_r)) / tau`` (decay_input) or ``H = V - (V - V_r) / tau + X``,
@@ -193,7 +193,7 @@ _UNSUPPORTED = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, 
                 nn.MultiheadAttention, nn.FractionalMaxPool2d)
 
 CONVERTERS = (
-    (_SpikingNeuron, convert_neuron),
+    (SpikingNeuron, convert_neuron),
     (nn.Conv2d, convert_conv2d),
     (nn.Linear, convert_linear),
     ((nn.BatchNorm1d, nn.BatchNorm2d), convert_batchnorm),
