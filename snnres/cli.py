@@ -217,6 +217,13 @@ def _simulate(args: argparse.Namespace) -> int:
     return simulate_command(args.checkpoint, args.events, args.T, sensor, args.device)
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from .convert.cli import convert_command
+
+    return convert_command(args.checkpoint, args.source_format, args.output, args.T, args.dataset,
+                           _key_values(args.dataset_arg))
+
+
 def _sweep_depth(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -328,6 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sensor size (default: from the checkpoint's data set)")
     sm.add_argument("--device", default="cpu", help="cpu (numba kernels) or cuda[:N] (CuPy kernels)")
     sm.set_defaults(func=_simulate)
+
+    cv = sub.add_parser("convert", help="an authors' released checkpoint as an snnres checkpoint")
+    cv.add_argument("checkpoint", help="the .pth file their training script saved")
+    cv.add_argument("--from", dest="source_format", required=True,
+                    choices=["official-ms-resnet", "official-mlf", "official-sew"],
+                    help="whose code saved it: Ariande1/MS-ResNet, langfengQ/MLF-DSResNet, "
+                         "fangwei123456/Spike-Element-Wise-ResNet")
+    cv.add_argument("-o", "--output", required=True, help="snnres checkpoint to write")
+    cv.add_argument("--T", type=int, help="time steps (default: the paper's for that network)")
+    cv.add_argument("--dataset", help="data set eval & co. default to (default: the one it was trained on)")
+    cv.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
+                    help="stored data set option, e.g. image_size=288 resize=320 (MS-ResNet-104's large test crop)")
+    cv.set_defaults(func=_convert)
 
     sw = sub.add_parser("sweep-depth", help="the degradation study: accuracy and loss vs depth per family")
     sw.add_argument("--family", default="ms-resnet-cifar,spiking-resnet,sew-resnet,ds-resnet,resnet")

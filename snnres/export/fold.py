@@ -1,7 +1,8 @@
 """BatchNorm folding: NIR has no normalisation node, so BN becomes part of the layer before it.
 
 In eval mode ``BN(y) = y * s + b`` per channel with ``s = gamma / sqrt(var + eps)`` and
-``b = beta - mean * s``. Folded into a convolution or affine map ``y = W x + c``, this is
+``b = beta - mean * s`` (a tdBN's own eps placement and ``alpha * V_th``: ``layers.eval_scale_shift``).
+Folded into a convolution or affine map ``y = W x + c``, this is
 ``W' = W * s`` (per output channel) and ``c' = c * s + b``.
 """
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..layers import eval_scale_shift
 from .errors import ExportError
 
 
@@ -22,15 +24,8 @@ def batchnorm_scale_shift(bn: nn.modules.batchnorm._BatchNorm, name: str) -> tup
             "(track_running_stats=False), so it normalises with batch statistics and cannot be "
             "folded into a fixed affine map; retrain with track_running_stats=True"
         )
-    var = bn.running_var.detach().double().cpu().numpy()
-    mean = bn.running_mean.detach().double().cpu().numpy()
-    scale = 1.0 / np.sqrt(var + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.detach().double().cpu().numpy()
-    shift = -mean * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.detach().double().cpu().numpy()
-    return scale, shift
+    scale, shift = eval_scale_shift(bn)
+    return scale.cpu().numpy(), shift.cpu().numpy()
 
 
 def fold_into(weight: np.ndarray, bias: np.ndarray, scale: np.ndarray, shift: np.ndarray):

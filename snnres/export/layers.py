@@ -154,7 +154,9 @@ def convert_neuron(tr, neuron: SpikingNeuron, path, value, in_tensor, out_tensor
     i.e. ``H = beta V + (1 - beta) V_r + g X`` with ``beta = 1 - 1/tau``, ``g = 1/tau`` or 1.
     NIR's LIF ``tau_n dv/dt = (v_leak - v) + r I`` stepped by Euler with ``dt`` is
     ``v = (1 - dt/tau_n) v + dt/tau_n (v_leak + r I)``, so ``tau_n = dt / (1 - beta) = dt tau``,
-    ``v_leak = V_r`` and ``r = g tau`` (1 with decay_input, tau without).
+    ``v_leak = V_r`` and ``r = g tau`` (1 with decay_input, tau without). NIR's LIF fires on
+    ``v > v_threshold``: exactly a ``fire="gt"`` neuron; a ``"ge"`` one differs on exact ties only
+    (the node's metadata keeps ``fire``, so ``from_nir`` rebuilds the same neuron).
     """
     if value.readout is not None:
         raise ExportError(f"neuron {path!r} comes after the mean over time; NIR cannot express it")
@@ -177,13 +179,14 @@ def convert_neuron(tr, neuron: SpikingNeuron, path, value, in_tensor, out_tensor
         tr.notes.setdefault("reset", set()).add("soft (exported as hard)")
     else:
         tr.notes.setdefault("reset", set()).add("hard")
+    tr.notes.setdefault("fire", set()).add(p.fire)
     v_reset = 0.0 if p.v_reset is None else float(p.v_reset)
     full = lambda x: np.full(value.shape, x, dtype=dtype)  # noqa: E731 - NIR wants full-shape arrays
     sources = []
     for level, threshold in enumerate(p.thresholds):
         node = nir.LIF(tau=full(dt * tau), r=full(1.0 if p.decay_input else tau), v_leak=full(v_reset),
                        v_threshold=full(threshold), v_reset=full(v_reset),
-                       metadata={"snnres_layer": path, "level": level, "levels": p.levels})
+                       metadata={"snnres_layer": path, "level": level, "levels": p.levels, "fire": p.fire})
         base = path if p.levels == 1 else f"{path}.level{level}"
         sources.append(tr.builder.add(base, node, value))
     return value.with_(sources=tuple(sources))

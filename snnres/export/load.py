@@ -4,7 +4,8 @@ Nodes run in topological order on ``[T, B, ...]``; the edges into a node are sum
 nodes (Conv2d, Affine, Linear, Scale, pools, Flatten) run time-merged, ``nir.LIF`` becomes an
 snnres ``LIF`` with ``tau = tau_nir / dt``, ``decay_input`` from ``r`` (1: decay_input, ``tau``:
 not; anything else: not, with the input scaled by ``r / tau``). A NIR LIF fires on
-``v > v_threshold``, ours on ``>=``: the same except on exact ties. Recurrent graphs, nested
+``v > v_threshold``: ``fire="gt"``, unless the node's metadata says which ``fire`` the snnres
+neuron it was exported from had. Recurrent graphs, nested
 graphs and neuron types other than LIF have no snnres equivalent and raise ``ExportError``.
 """
 
@@ -127,7 +128,10 @@ def _lif(name: str, node: nir.LIF, dt: float, backend: str) -> nn.Module:
     if not math.isclose(v_leak, v_reset, rel_tol=1e-6, abs_tol=1e-12):
         raise ExportError(f"LIF {name!r}: v_leak={v_leak} differs from v_reset={v_reset}; snnres neurons leak to v_reset")
     decay_input = math.isclose(r, 1.0, rel_tol=1e-6)
-    neuron = LIF(tau=tau, v_threshold=threshold, v_reset=v_reset, decay_input=decay_input, backend=backend)
+    fire = (node.metadata or {}).get("fire", "gt")  # NIR's own test is v > v_threshold
+    fire = fire.decode() if isinstance(fire, bytes) else str(fire)
+    neuron = LIF(tau=tau, v_threshold=threshold, v_reset=v_reset, decay_input=decay_input, backend=backend,
+                 fire=fire)
     if decay_input or math.isclose(r, tau, rel_tol=1e-6):
         return neuron
     return ScaledInputLIF(r / tau, neuron)

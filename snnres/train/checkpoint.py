@@ -61,11 +61,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+#: ``model_args["format"]`` of the checkpoints written now. Format 1 (no field) predates the
+#: ``convention`` option: its MS-ResNet and DS-ResNet models fired on ``u >= V_th`` and stored tdBN's
+#: ``gamma``, so they are rebuilt with ``convention="spikingjelly"`` (the same forward pass).
+MODEL_ARGS_FORMAT = 2
+_CONVENTION_ARCHS = ("ms-resnet", "ds-resnet")
+
+
 def build_model(model_args: dict[str, Any]) -> torch.nn.Module:
     from ..models import create_model
 
+    kwargs = dict(model_args.get("kwargs", {}))
+    if model_args.get("format", 1) < 2 and str(model_args["arch"]).startswith(_CONVENTION_ARCHS):
+        kwargs.setdefault("convention", "spikingjelly")
     return create_model(model_args["arch"], num_classes=model_args["num_classes"], T=model_args["T"],
-                        in_channels=model_args["in_channels"], **model_args.get("kwargs", {}))
+                        in_channels=model_args["in_channels"], **kwargs)
 
 
 def load_state_into(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str) -> None:

@@ -17,8 +17,8 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler
 
 from . import distributed
-from .checkpoint import (CheckpointError, build_model, load_state_into, read_checkpoint, rng_state,
-                         save_checkpoint, set_rng_state)
+from .checkpoint import (MODEL_ARGS_FORMAT, CheckpointError, build_model, load_state_into, read_checkpoint,
+                         rng_state, save_checkpoint, set_rng_state)
 from .config import TrainConfig
 from .loop import TrainingDiverged, cosine_with_warmup, evaluate, parameter_groups, train_epoch
 from .monitor import count_spikes, mean_spikes_per_neuron
@@ -153,7 +153,8 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> d
     out = Path(cfg.out)
 
     train_loader, test_loader, shape = make_loaders(cfg, dist_info)
-    model_args = state["model_args"] if state else {"arch": cfg.arch, **shape, "kwargs": dict(cfg.model_kwargs)}
+    model_args = state["model_args"] if state else {"arch": cfg.arch, **shape, "kwargs": dict(cfg.model_kwargs),
+                                                   "format": MODEL_ARGS_FORMAT}
     model = build_model(model_args).to(device)
     if state:
         load_state_into(model, state["model"], cfg.resume, model_args["arch"])
