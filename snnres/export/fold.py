@@ -1,8 +1,8 @@
 """BatchNorm folding: NIR has no normalisation node, so BN becomes part of the layer before it.
 
 In eval mode ``BN(y) = y * s + b`` per channel with ``s = gamma / sqrt(var + eps)`` and
-``b = beta - mean * s`` (a tdBN's own eps placement and ``alpha * V_th``: ``layers.eval_scale_shift``).
-Folded into a convolution or affine map ``y = W x + c``, this is
+``b = beta - mean * s`` (a tdBN's own eps placement, ``alpha * V_th`` and parametrisation:
+``layers.eval_scale_shift``). Folded into a convolution or affine map ``y = W x + c``, this is
 ``W' = W * s`` (per output channel) and ``c' = c * s + b``.
 """
 
@@ -24,6 +24,10 @@ def batchnorm_scale_shift(bn: nn.modules.batchnorm._BatchNorm, name: str) -> tup
             "(track_running_stats=False), so it normalises with batch statistics and cannot be "
             "folded into a fixed affine map; retrain with track_running_stats=True"
         )
+    var = bn.running_var.detach().double().cpu().numpy()
+    if not np.all(var + bn.eps > 0):
+        raise ExportError(f"layer {name!r} ({type(bn).__name__}): running_var + eps is not positive "
+                          f"(min {float(np.min(var + bn.eps)):g}); its statistics are corrupt")
     scale, shift = eval_scale_shift(bn)
     return scale.cpu().numpy(), shift.cpu().numpy()
 

@@ -78,6 +78,7 @@ class NeuronNode(Node):
     decay_input: bool = True
     hard: bool = True
     always: bool = False             # update every neuron every step (bias, or V_th <= V_rest)
+    fire: str = "ge"                 # the model's test: "ge" S = H >= V_th, "gt" S = H > V_th
 
 
 @dataclass

@@ -173,7 +173,7 @@ def neuron(module: nn.Module, name: str, graph: Graph, src: int) -> int:
         thresholds=thresholds,
         consts=np.array([tau, rest, 0.0, *p.thresholds], dtype=np.float32),
         decay_input=p.decay_input, hard=p.v_reset is not None,
-        always=bool(thresholds.min() <= np.float32(rest)),
+        always=bool(thresholds.min() <= np.float32(rest)), fire=p.fire,
     )
     index = graph.add(node)
     if src in graph.flat_chw:
