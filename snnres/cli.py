@@ -40,6 +40,23 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipes(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .train.recipes import PAPER_RECIPES
+
+    console = Console()
+    table = Table("recipe", "arch", "data set", "T", "published", title="the papers' recipes: snnres train --recipe NAME")
+    for name, recipe in PAPER_RECIPES.items():
+        o = recipe["options"]
+        table.add_row(name, o["arch"], o["dataset"], str(o["T"]), recipe["result"])
+    console.print(table)
+    for name, recipe in PAPER_RECIPES.items():
+        console.print(f"{name}: {recipe['notes']}", markup=False)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from .models import list_models
 
@@ -70,7 +87,10 @@ TRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a TrainConfig field
     "--lr": (float, "peak learning rate (cosine schedule)"),
     "--optimizer": (str, "sgd or adamw"),
     "--momentum": (float, "SGD momentum"),
-    "--weight-decay": (float, "weight decay (not on BatchNorm or biases)"),
+    "--weight-decay": (float, "weight decay (on conv/linear weights only, unless --weight-decay-on all)"),
+    "--weight-decay-on": (str, "weights (default) or all: every parameter, as the papers' code"),
+    "--lr-schedule": (str, "cosine (per step, default), cosine-epoch or step (per epoch, the papers')"),
+    "--recipe": (str, "a paper's recipe, e.g. ms-resnet18-imagenet (snnres recipes lists them)"),
     "--label-smoothing": (float, "label smoothing"),
     "--warmup-epochs": (float, "linear warm-up epochs"),
     "--amp-dtype": (str, "bf16 or fp16 with --amp"),
@@ -326,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     sub.add_parser("backends", help="which neuron backends can run here, and why not").set_defaults(func=_backends)
     sub.add_parser("models", help="list the registered architectures").set_defaults(func=_models)
+    sub.add_parser("recipes", help="list the papers' training recipes").set_defaults(func=_recipes)
 
     train = sub.add_parser("train", help="train a model (default: ms-resnet18 on synthetic-dvs, CPU-sized)")
     train.add_argument("--config", help="YAML file of options; flags override it")

@@ -20,7 +20,7 @@ from . import distributed
 from .checkpoint import (MODEL_ARGS_FORMAT, CheckpointError, build_model, load_initial_weights, load_state_into,
                          read_checkpoint, rng_state, save_checkpoint, set_rng_state)
 from .config import TrainConfig
-from .loop import TrainingDiverged, cosine_with_warmup, evaluate, parameter_groups, train_epoch
+from .loop import TrainingDiverged, evaluate, lr_schedule, parameter_groups, train_epoch
 from .monitor import count_spikes, mean_spikes_per_neuron
 
 
@@ -185,14 +185,16 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> d
     bare = model.module if dist_info.enabled else model
 
     if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(parameter_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=False)
+        optimizer = torch.optim.SGD(parameter_groups(model, cfg.weight_decay, cfg.weight_decay_on), lr=cfg.lr,
+                                    momentum=cfg.momentum, nesterov=False)
     elif cfg.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr)
+        optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay, cfg.weight_decay_on), lr=cfg.lr)
     else:
         raise ValueError(f"--optimizer {cfg.optimizer!r}: expected 'sgd' or 'adamw'")
     steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(cfg.epochs * steps, int(cfg.warmup_epochs * steps)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(
+        cfg.lr_schedule, cfg.epochs, steps, int(cfg.warmup_epochs * steps), cfg.lr_step_epochs, cfg.lr_step_gamma,
+        cfg.lr_epoch_offset))
     scaler = torch.amp.GradScaler("cuda") if cfg.amp and cfg.amp_dtype == "fp16" and device.type == "cuda" else None
     start_epoch, best = 0, {"top1": -1.0}
     if state:
