@@ -1,9 +1,9 @@
 """On-disk frame cache: one `.npy` file per sample, written atomically.
 
-Writers save to a private temporary file in the cache folder and `os.replace` it onto the final
-name, so a reader sees either no file or a complete one, and two processes building the same
+Writers save through `snnres.files.atomic_write` (a private temporary file in the cache folder,
+renamed onto the final name), so a reader sees either no file or a complete one, and two processes building the same
 entry at once both end with a good file (the contents are identical; the last rename wins).
-Leftover `*.tmp` files from a killed writer are never read. A file that is nevertheless short or
+Leftover temporary files from a killed writer are never read. A file that is nevertheless short or
 of the wrong shape (a disk filled up, someone truncated it) fails the checks in `load`, is
 treated as missing and is rebuilt.
 
@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write
 
 CACHE_FORMAT_VERSION = 1
 
@@ -112,13 +114,9 @@ class FrameCache:
             raise ValueError(f"cache expects frames of shape {self.shape}, got {frames.shape}")
         self.folder.mkdir(parents=True, exist_ok=True)
         compact = frames.astype(smallest_count_dtype(frames), copy=False)
-        handle, temp_name = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as file:  # a file object: np.save would append .npy to a name
                 np.save(file, compact, allow_pickle=False)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp_name, self.path(key))
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+
+        atomic_write(self.path(key), save)
