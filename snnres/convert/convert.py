@@ -80,6 +80,16 @@ def map_state(state: dict[str, torch.Tensor], target: Target, model: torch.nn.Mo
     return mapped
 
 
+IMAGE_SIZES = {"imagenet": 224, "cifar10": 32, "cifar100": 32}  # the input of an image data set (event sets: read)
+
+
+def data_record(config: dict, in_channels: int) -> dict:
+    """What ``snnres train`` records about the input (``train.trained``), for image data sets."""
+    size = int(config["dataset_kwargs"].get("image_size") or IMAGE_SIZES[config["dataset"]])
+    return {"dataset": config["dataset"], "input_shape": [in_channels, size, size], "in_channels": in_channels,
+            "sensor_size": None}
+
+
 def convert_checkpoint(path: str | Path, layout: str, T: int | None = None, dataset: str | None = None,
                        dataset_kwargs: dict | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """``(model, snnres checkpoint)`` from an authors' checkpoint of ``layout`` (``LAYOUTS``).
@@ -103,6 +113,7 @@ def convert_checkpoint(path: str | Path, layout: str, T: int | None = None, data
     epoch = extras.get("epoch")
     checkpoint = {
         "model": model.state_dict(), "model_args": model_args, "config": config,
+        **({"data": data_record(config, model_args["in_channels"])} if config["dataset"] in IMAGE_SIZES else {}),
         "converted_from": {"layout": layout, "path": str(path), "tensors": len(state),
                            "epoch": int(epoch) if isinstance(epoch, int) else None},
     }

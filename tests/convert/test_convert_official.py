@@ -204,3 +204,11 @@ def test_sew_plain_spiking_resnet_is_refused(tmp_path):
     torch.save({"model": state}, tmp_path / "spiking_resnet18.pth")
     with pytest.raises(ConversionError, match="plain Spiking ResNet"):
         convert_checkpoint(tmp_path / "spiking_resnet18.pth", "official-sew")
+
+
+def test_image_checkpoints_record_their_input(tmp_path):
+    save_ms(official.ms_resnet(18, num_classes=5), tmp_path / "a.pth")
+    _, ckpt = convert_checkpoint(tmp_path / "a.pth", "official-ms-resnet", dataset_kwargs={"image_size": 288,
+                                                                                          "resize": 320})
+    assert ckpt["data"] == {"dataset": "imagenet", "input_shape": [3, 288, 288], "in_channels": 3, "sensor_size": None}
+    assert ckpt["config"]["dataset_kwargs"] == {"image_size": 288, "resize": 320}
