@@ -1,7 +1,7 @@
 """tdBN against the authors' tdBatchNorm (langfengQ/MLF-DSResNet, spike_layer_for_cifar10.py) and
 SpikingJelly's ThresholdDependentBatchNorm2d, and the eps placement worked by hand.
 
-The first oracle is the authors' formula written out here, statistics and running averages
+The first oracle is the authors' formula (``official_nets.TdBN``), statistics and running averages
 included: ``y = alpha * Vth * (x - mean) / (sqrt(var) + eps) * lambda + beta``, ``lambda`` starting
 at 1, the running variance updated as ``f * var * n / (n - 1) + (1 - f) * running_var``.
 """
@@ -12,35 +12,10 @@ import pytest
 import torch
 from torch import nn
 
+from official_nets import TdBN as AuthorsTdBN  # the authors' tdBatchNorm (tests/convert)
 from snnres.layers import ThresholdScaledBatchNorm2d, eval_scale_shift, seq_tdbn
 
 VTH = 0.6
-
-
-class AuthorsTdBN(nn.Module):
-    """The authors' tdBN: a BatchNorm2d's parameters and buffers, their own forward."""
-
-    def __init__(self, channels: int, alpha: float = 1.0, affine: bool = True):
-        super().__init__()
-        self.bn, self.alpha = nn.BatchNorm2d(channels, affine=affine), alpha
-
-    def forward(self, x):
-        bn, f = self.bn, 0.0
-        if self.training:
-            bn.num_batches_tracked += 1
-            f = bn.momentum
-            mean = x.mean([0, 2, 3], keepdim=True)
-            var = x.var([0, 2, 3], keepdim=True, unbiased=False)
-            n = x.numel() / x.size(1)
-            with torch.no_grad():
-                bn.running_mean = f * mean[0, :, 0, 0] + (1 - f) * bn.running_mean
-                bn.running_var = f * var[0, :, 0, 0] * n / (n - 1) + (1 - f) * bn.running_var
-        else:
-            mean, var = bn.running_mean[None, :, None, None], bn.running_var[None, :, None, None]
-        x = self.alpha * VTH * (x - mean) / (torch.sqrt(var) + bn.eps)
-        if bn.affine:
-            x = x * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
-        return x
 
 
 def _batches(seed, n=4, shape=(6, 3, 5, 5)):
