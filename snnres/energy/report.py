@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ..neurons.modules import _SpikingNeuron
+from ..neurons import SpikingNeuron
 from .constants import EnergyModel
 from .counting import SYNAPTIC, count_layer
 
@@ -116,7 +116,7 @@ def energy_report(model: nn.Module, loader: Iterable, max_batches: int | None = 
 
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, _SpikingNeuron):
+        if isinstance(module, SpikingNeuron):
             handles.append(module.register_forward_hook(neuron_hook(name)))
         elif isinstance(module, SYNAPTIC):
             handles.append(module.register_forward_pre_hook(synapse_hook(name)))

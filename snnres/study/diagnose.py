@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..files import write_text
 from ..models import create_model
-from ..neurons.modules import _SpikingNeuron
+from ..neurons import SpikingNeuron
 
 
 def _profile(model, x, y) -> dict[str, list[float]]:
@@ -28,7 +28,7 @@ def _profile(model, x, y) -> dict[str, list[float]]:
             output.register_hook(lambda g: grads.__setitem__(i, g.norm().item()))
         handles.append(block.register_forward_hook(keep))
         for m in block.modules():
-            if isinstance(m, _SpikingNeuron):
+            if isinstance(m, SpikingNeuron):
                 handles.append(m.register_forward_hook(
                     lambda mod, inp, out, i=i: rates.setdefault(i, []).append(out.detach().float().mean().item())))
     model.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from ..neurons.modules import _SpikingNeuron
+from ..neurons import SpikingNeuron
 
 
 class SpikeCounter:
@@ -61,7 +61,7 @@ class SpikeCounter:
 def count_spikes(model: nn.Module):
     counter = SpikeCounter()
     handles = [m.register_forward_hook(counter.hook(name)) for name, m in model.named_modules()
-               if isinstance(m, _SpikingNeuron)]
+               if isinstance(m, SpikingNeuron)]
     try:
         yield counter
     finally:
