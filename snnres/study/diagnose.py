@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..files import write_text
 from ..models import create_model
 from ..neurons import SpikingNeuron
 
@@ -69,7 +70,7 @@ def write_diagnosis(result: dict[str, Any], out: str | Path) -> tuple[Path, Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"diagnose-{result['arch']}.json"
-    json_path.write_text(json.dumps(result, indent=2))
+    write_text(json_path, json.dumps(result, indent=2))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for phase in ("init", "trained"):
         label = "initialisation" if phase == "init" else f"after {result['steps']} steps"
