@@ -94,6 +94,8 @@ def test_run_folder_checkpoint_and_fine_tuning(tmp_path, capsys):
     assert "initialised from" in capsys.readouterr().out
     after = read_checkpoint(tuned / "last.pt")
     assert after["model_args"]["arch"] == "vit-small-deep"
+    assert main(["train", "--init-from", str(out / "last.pt"), "--arch", "vit-tiny", "--out", str(tmp_path / "no")]) == 2
+    assert "holds a vit-small-deep but --arch vit-tiny" in capsys.readouterr().err
     assert after["model_args"]["kwargs"]["depth"] == 4
     # the pre-trained weights were the starting point: blocks moved only by two small steps
     start, end = state["model"]["net.blocks.3.mlp.fc2.weight"], after["model"]["net.blocks.3.mlp.fc2.weight"]
