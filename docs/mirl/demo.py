@@ -122,9 +122,9 @@ def plot(result: dict, path: Path) -> Path:
         bars.axhline(mae, color=colours[depth], ls=":", label=f"MAE, {depth} blocks (last segment)")
         bars.set_xticks([j + width * (len(depths) - 1) / 2 for j in range(len(pairs))], pairs)
     bars.set(ylabel="final validation loss", title="loss per segment pair (shallow + deep)")
-    low = min(min(p.get_height() for p in bars.patches), *(ln.get_ydata()[0] for ln in bars.lines))
-    bars.set_ylim(low * 0.97, None)
-    bars.legend(fontsize=8)
+    heights = [p.get_height() for p in bars.patches] + [ln.get_ydata()[0] for ln in bars.lines]
+    bars.set_ylim(min(heights) * 0.95, max(heights) + 0.35 * (max(heights) - min(heights) * 0.95))
+    bars.legend(fontsize=8, loc="upper center", ncol=2)
     for key, label, marker in (("scratch", "from scratch", "s"), ("finetune-mae", "MAE + fine-tune", "o"),
                                ("finetune-mirl", "MIRL + fine-tune", "^")):
         acc.plot(depths, [100 * result["runs"][f"depth{d}/{key}"]["test_top1"] for d in depths], marker=marker,
