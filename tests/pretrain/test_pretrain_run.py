@@ -66,6 +66,8 @@ def test_resume_after_a_signal_is_exact(tmp_path, monkeypatch, stop_step, sig):
     assert_same_weights(straight, resumed)
     logs = [(tmp_path / run / "log.jsonl").read_text().splitlines() for run in ("straight", "split")]
     assert [json.loads(r)["epoch"] for r in logs[1]] == [1, 2]  # one record per epoch
+    record = json.loads(logs[0][-1])
+    assert {"val_seg1+seg4", "val_seg2+seg3", "val_seg1_alone", "val_seg4_alone"} <= record.keys()
     assert [json.loads(r) | {"images_per_s": 0} for r in logs[0]] == \
            [json.loads(r) | {"images_per_s": 0} for r in logs[1]]
 
