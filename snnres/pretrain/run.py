@@ -7,30 +7,30 @@ classifier's own state dict (``model``, with ``model_args``), so ``snnres train 
 are under ``pretrain``.
 
 Resume is exact at any step: Ctrl-C or SIGTERM finishes the step in flight, saves the position
-(epoch, step), and a resumed run replays the same batches (the sampler's order comes from the seed
-and the epoch), the same masks (drawn from a generator seeded by the seed and the global step) and
-the same global random state.
+(epoch, step), and a resumed run replays the same batches (the training runner's resumable order,
+from the seed and the epoch), the same masks (drawn from a generator seeded by the seed and the
+global step) and the same global random state.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from ..train.checkpoint import (CheckpointError, build_model, load_state_into, read_checkpoint, rng_state,
                                 save_checkpoint, set_rng_state)
 from ..train.distributed import DistInfo
 from ..train.loop import TrainingDiverged, cosine_with_warmup, parameter_groups
-from ..train.run import RunLog, _progress, make_loaders, resolve_device, seed_everything
+from ..train.data import make_loaders
+from ..train.rundir import RunFolder
+from ..train.run import progress_bar, resolve_device, seed_everything
+from ..train.stop import Stopped, stop_requests
 from .config import PretrainConfig
 from .losses import masked_mse
 from .model import MaskedImageModel, MaskedModelingOptions, check_vit_arch
@@ -42,29 +42,6 @@ def mask_generator(seed: int, index: int) -> torch.Generator:
 
 
 VALIDATION = 2**31  # validation batch b draws its masks from (seed, VALIDATION + b): the same every epoch
-
-
-@contextmanager
-def stop_requests():
-    """SIGINT / SIGTERM ask the loop to stop after the step in flight; a second one stops at once."""
-    requested = []
-
-    def ask(signum, frame):
-        if requested:
-            raise KeyboardInterrupt
-        requested.append(signum)
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, ask)
-        except ValueError:  # not the main thread: signals stay as they are
-            break
-    try:
-        yield requested
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def image_size(dataset) -> int | tuple[int, int]:
@@ -134,7 +111,8 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
     seed_everything(cfg.seed)
     out = Path(cfg.out)
 
-    train_loader, val_loader, shape = make_loaders(cfg, DistInfo())
+    data = make_loaders(cfg, DistInfo())
+    train_loader, val_loader, shape = data.train, data.test, data.shape
     kwargs = {"img_size": image_size(train_loader.dataset), **cfg.model_kwargs}
     model_args = state["model_args"] if state else {"arch": cfg.arch, **shape, "kwargs": kwargs}
     model = (load_pretrainer(state, cfg.resume) if state else
@@ -152,9 +130,8 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, start_step = state["epoch"], state.get("step", 0)
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    log = RunLog(out, True)
+    log = RunFolder(out)
+    log.prepare(cfg.to_dict(), state)  # config.yaml; log.jsonl cut to the checkpoint's epochs
     names = model.term_names()
     metrics: dict[str, Any] = dict(state.get("metrics") or {}) if state else {}
 
@@ -171,21 +148,15 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
     console.print(f"{options.method.upper()} pre-training of {model_args['arch']} ({len(model.vit.blocks)} blocks, "
                   f"{model.segments} segment(s), {sum(p.numel() for p in params) / 1e6:.2f}M trainable) on "
                   f"{cfg.dataset}: {steps} steps per epoch", markup=False)
-    with stop_requests() as requested, _progress(console, True) as progress:
+    with stop_requests() as requested, progress_bar(console, True) as progress:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
-            train_loader.sampler.set_epoch(epoch)
             resuming = state is not None and epoch == start_epoch
             first = start_step if resuming else 0
-            # The random state is put back where the first run was when it saved: before the loader
-            # drew its seed at an epoch's start, after it (and the batches already done) mid-epoch.
-            if resuming and first == 0:
-                set_rng_state(state["rng"])
+            data.start_epoch(epoch, first)  # the epoch's order from its first step not yet trained on
+            if resuming:
+                set_rng_state(state["rng"])  # the loaders draw from their own generators, not this state
             batches = iter(train_loader)
-            for _ in range(first):
-                next(batches)
-            if resuming and first > 0:
-                set_rng_state(state["rng"])
             task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps, completed=first, stats="")
             partial = state.get("partial_epoch") if resuming and first > 0 else None
             loss_sum, seen = (partial["loss_sum"], partial["seen"]) if partial else (0.0, 0)
@@ -215,9 +186,8 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
                                 f"{seen / (time.perf_counter() - start):.0f} img/s")
                 if requested and step + 1 < steps:
                     checkpoint(epoch, step + 1, {"loss_sum": loss_sum, "seen": seen, "terms_sum": terms_sum.tolist()})
-                    console.print(f"stopped at epoch {epoch + 1}, step {step + 1}: {out / 'last.pt'} holds it; "
-                                  f"continue with --resume {out / 'last.pt'}", markup=False)
-                    raise KeyboardInterrupt
+                    raise Stopped(f"stopped by {requested.signal_name} at epoch {epoch + 1}, step {step + 1}: "
+                                  f"{out / 'last.pt'} holds it; continue with --resume {out / 'last.pt'}")
             val_loss, val_terms, val_alone = validate(model, val_loader, device, cfg.seed)
             train_terms = (terms_sum / seen).tolist() if seen else []
             metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_loss": val_loss,
@@ -227,13 +197,12 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
                 metrics.update({f"train_{k}": v for k, v in zip(names, train_terms)})
                 metrics.update({f"val_{k}": v for k, v in zip(names, val_terms)})
                 metrics.update({f"val_seg{k + 1}_alone": v for k, v in enumerate(val_alone)})
-            log.write(metrics)
+            log.write_log(metrics)
             checkpoint(epoch + 1, 0)
             console.print(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.4f} | val loss {val_loss:.4f}"
                           + ("".join(f" | {k} {v:.4f}" for k, v in zip(names, val_terms)) if options.method == "mirl" else ""),
                           markup=False)
             if requested:
-                console.print(f"stopped after epoch {epoch + 1}: continue with --resume {out / 'last.pt'}",
-                              markup=False)
-                raise KeyboardInterrupt
+                raise Stopped(f"stopped by {requested.signal_name} after epoch {epoch + 1}: continue with "
+                              f"--resume {out / 'last.pt'}")
     return metrics
