@@ -39,9 +39,9 @@ class EnergyReport:
                 "layers": self.layers, "notes": self.notes}
 
     def to_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False))
-        return path
+        from ..files import write_text
+
+        return write_text(path, json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False))
 
     def to_markdown(self) -> str:
         lines = ["| layer | kind | neurons | spikes/neuron | firing rate | SOPs | MACs | note |",

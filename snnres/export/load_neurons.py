@@ -167,10 +167,8 @@ def snnres_lif(kind: str, p: dict[str, np.ndarray], dt: float, backend: str, fir
     ``tau_s = tau/dt`` LIF, ``decay_input`` for ``r = 1`` and not for ``r = tau_s``; IF with
     ``dt r = 1`` is ``tau = inf``, ``decay_input=False``; ``fire`` as the node says.
     """
-    from ..neurons import LIF, NeuronParams
+    from ..neurons import LIF
 
-    if "fire" not in NeuronParams.__dataclass_fields__:  # a LIF without fire="gt" fires on >=, not NIR's >
-        return None
     if kind not in ("LIF", "IF") or any(np.ptp(a) != 0 for a in p.values()):
         return None
     one = {key: float(a.reshape(-1)[0]) for key, a in p.items()}

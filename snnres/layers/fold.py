@@ -1,14 +1,10 @@
 """BatchNorm folding (eval mode): the one fold the event simulator and the NIR exporter use.
 
-In eval mode ``BN(y) = y * s + b`` per channel, with the running statistics ``mean``, ``var``::
-
-    s = gamma / sqrt(var + eps)            (gamma = 1 without a learnable scale)
-    b = beta - mean * s                    (beta = 0 without a learnable shift)
-
-A tdBN without a learnable scale (``ThresholdScaledBatchNorm2d(affine=False)``) multiplies the
-normalised value by ``alpha * V_th`` in its forward, so its ``s`` and ``b`` carry that factor too.
-Folded into the convolution or affine map ``y = W x + c`` before it: ``W' = W * s`` (per output
-channel) and ``c' = c * s + b``, computed in float64 and rounded once to the weight's dtype.
+In eval mode ``BN(y) = y * s + b`` per channel (``norm.eval_scale_shift``: for a plain BatchNorm
+``s = gamma / sqrt(var + eps)``, ``b = beta - mean * s``; a tdBN's own placement of eps, its
+``alpha * V_th`` and its parametrisation included). Folded into the convolution or affine map
+``y = W x + c`` before it: ``W' = W * s`` (per output channel) and ``c' = c * s + b``, computed in
+float64 and rounded once to the weight's dtype.
 """
 
 from __future__ import annotations
@@ -17,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .norm import ThresholdScaledBatchNorm2d
+from .norm import eval_scale_shift
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -38,18 +34,12 @@ def batchnorm_scale_shift(bn: nn.Module, name: str = "", error: type[Exception] 
             "(track_running_stats=False), so it normalises with batch statistics and cannot be "
             "folded into a fixed affine map; retrain with track_running_stats=True"
         )
-    var, mean = _float64(bn.running_var), _float64(bn.running_mean)
+    var = _float64(bn.running_var)
     if not np.all(var + bn.eps > 0):
         raise error(f"layer {name or '<model>'!r} ({type(bn).__name__}): running_var + eps is not positive "
                     f"(min {float(np.min(var + bn.eps)):g}); its statistics are corrupt")
-    gamma = _float64(bn.weight) if bn.weight is not None else np.ones_like(var)
-    scale = gamma / np.sqrt(var + bn.eps)
-    shift = -mean * scale
-    if bn.bias is not None:
-        shift = shift + _float64(bn.bias)
-    if isinstance(bn, ThresholdScaledBatchNorm2d) and not bn.affine:
-        scale, shift = scale * bn.scale, shift * bn.scale  # its forward: BN(x) * alpha * V_th
-    return scale, shift
+    scale, shift = eval_scale_shift(bn)
+    return _float64(scale), _float64(shift)
 
 
 def fold_into(weight: np.ndarray, bias: np.ndarray | None, scale: np.ndarray, shift: np.ndarray

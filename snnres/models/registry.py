@@ -41,7 +41,14 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, num_classes: int = 10, T: int = 4, in_channels: int = 3, **kwargs) -> nn.Module:
-    """Build a registered architecture by name (lower-case, dash-separated)."""
+    """Build a registered architecture by name (lower-case, dash-separated).
+
+    The MS-ResNet (``ms-resnet*``) and DS-ResNet (``ds-resnet*``) presets follow the authors' code
+    by default (``convention="official"``): their neurons fire on ``u > V_th``, and DS-ResNet's tdBN
+    divides by ``sqrt(var) + eps`` and learns the authors' ``lambda``. ``convention="spikingjelly"``
+    gives SpikingJelly's ``u >= V_th`` and its tdBN (``sqrt(var + eps)``, learning ``gamma``).
+    ``kwargs`` go to the builder (``widths``, ``first_stride``, ``backend``, ``neuron``, ...).
+    """
     if name in _MODELS:
         return _MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, **kwargs)
     match = re.fullmatch(r"(.*?)(\d+)", name)

@@ -15,7 +15,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .modules import _SpikingNeuron
+from .modules import SpikingNeuron
 
 
 class SpikeCounter:
@@ -72,7 +72,7 @@ class SpikeCounter:
 
 def neuron_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(qualified name, module)`` of every spiking neuron layer, in module order."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, _SpikingNeuron)]
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, SpikingNeuron)]
 
 
 @contextmanager

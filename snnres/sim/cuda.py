@@ -95,11 +95,14 @@ def _params(graph: Graph, index: int, ctx) -> dict[str, torch.Tensor]:
     key, stored = (index, str(ctx.device)), ctx.workspace.device_params
     if key not in stored:
         node = graph.nodes[index]
-        names = {ConvNode: ("w_t", "bias"), LinearNode: ("w_t", "bias"), NeuronNode: ("thresholds",)}
+        names = {ConvNode: ("w_t", "bias"), LinearNode: ("w_t", "bias")}
         stored[key] = {
             name: torch.from_numpy(np.ascontiguousarray(getattr(node, name))).to(ctx.device)
             for name in names.get(type(node), ()) if getattr(node, name) is not None
         }
+        if isinstance(node, NeuronNode):  # [least firing H per level, then V_th per level]
+            both = np.concatenate([node.thresholds, node.consts[3:3 + len(node.thresholds)]])
+            stored[key]["thresholds"] = torch.from_numpy(both.astype(np.float32)).to(ctx.device)
     return stored[key]
 
 

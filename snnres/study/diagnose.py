@@ -14,29 +14,28 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..files import write_text
 from ..models import create_model
-from ..neurons.modules import _SpikingNeuron
+from ..neurons.counter import count_spikes, neuron_layers
 
 
 def _profile(model, x, y) -> dict[str, list[float]]:
     grads: dict[int, float] = {}
-    rates: dict[int, list[float]] = {}
-    handles = []
+    names = {id(m): name for name, m in neuron_layers(model)}
+    handles, layers = [], []
     for i, block in enumerate(model.blocks()):
         def keep(module, inputs, output, i=i):
             output.register_hook(lambda g: grads.__setitem__(i, g.norm().item()))
         handles.append(block.register_forward_hook(keep))
-        for m in block.modules():
-            if isinstance(m, _SpikingNeuron):
-                handles.append(m.register_forward_hook(
-                    lambda mod, inp, out, i=i: rates.setdefault(i, []).append(out.detach().float().mean().item())))
+        layers.append([names[id(m)] for m in block.modules() if id(m) in names])
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
+    with count_spikes(model) as counter:
+        F.cross_entropy(model(x), y).backward()
     for h in handles:
         h.remove()
-    n = len(model.blocks())
-    return {"grad_norm": [grads.get(i, 0.0) for i in range(n)],
-            "firing_rate": [sum(rates[i]) / len(rates[i]) if rates.get(i) else 0.0 for i in range(n)]}
+    rates = [[counter.rate_of(name) for name in block if name in counter.neurons] for block in layers]
+    return {"grad_norm": [grads.get(i, 0.0) for i in range(len(layers))],
+            "firing_rate": [sum(r) / len(r) if r else 0.0 for r in rates]}
 
 
 def diagnose(arch: str, steps: int = 3, batch_size: int = 1, T: int = 2, size: int = 16, in_channels: int = 2,
@@ -69,7 +68,7 @@ def write_diagnosis(result: dict[str, Any], out: str | Path) -> tuple[Path, Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"diagnose-{result['arch']}.json"
-    json_path.write_text(json.dumps(result, indent=2))
+    write_text(json_path, json.dumps(result, indent=2))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for phase in ("init", "trained"):
         label = "initialisation" if phase == "init" else f"after {result['steps']} steps"

@@ -85,8 +85,6 @@ def test_lif_per_neuron_parameters_and_v_leak_unlike_v_reset(strategy):
     assert got[0, 0] == float(0.2 + 0.5 * x[0, 0] > 1.0)
 
 
-@pytest.mark.skipif("fire" not in __import__("snnres.neurons").neurons.NeuronParams.__dataclass_fields__,
-                    reason="snnres's LIF has no fire='gt' (NIR's v > v_threshold) yet: every node runs as NIRNeuron")
 def test_uniform_lif_runs_as_snnres_lif_with_the_same_spikes():
     p = dict(tau=np.full(5, 2.5 * DT), r=np.full(5, 2.5), v_leak=np.full(5, 0.1), v_threshold=np.full(5, 0.7),
              v_reset=np.full(5, 0.1))

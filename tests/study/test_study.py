@@ -79,3 +79,24 @@ def test_sweep_refuses_another_recipe_in_the_same_folder(tmp_path, capsys):
     assert recipe["optimizer"] == "adamw" and recipe["model_kwargs"] == {"first_stride": 2}
     assert main(_sweep_args(tmp_path, "--family", "spiking-resnet", "--lr", "0.1")) == 2  # a user error
     assert "another recipe (lr: 0.002 there, 0.1 now)" in capsys.readouterr().err
+
+
+def test_diagnose_firing_rate_is_the_mean_of_each_blocks_neuron_outputs():
+    """The spike counter's rates per block equal each neuron output's mean, hooked independently."""
+    import torch
+
+    from snnres.models import create_model
+    from snnres.neurons import SpikingNeuron
+    from snnres.study.diagnose import _profile
+
+    torch.manual_seed(0)
+    model = create_model("ms-resnet-cifar8", num_classes=3, T=2, in_channels=2)
+    x, y = torch.rand(2, 2, 16, 16) * 3, torch.tensor([0, 1])
+    means: dict[int, list[float]] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, out, b=b: means.setdefault(b, []).append(float(out.mean())))
+             for b, block in enumerate(model.blocks()) for m in block.modules() if isinstance(m, SpikingNeuron)]
+    profile = _profile(model, x, y)
+    for h in hooks:
+        h.remove()
+    want = [sum(means[b]) / len(means[b]) for b in range(len(model.blocks()))]
+    assert profile["firing_rate"] == pytest.approx(want, rel=1e-6) and max(want) > 0

@@ -33,4 +33,5 @@ def test_augmentation_is_drawn_from_the_sample_seed_not_the_global_stream():
     before = torch.get_rng_state()
     b = data[(3, 1234)][0]
     assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), before)  # and it is left as it was
+    assert torch.equal(data[(3, 2**62 + 5)][0], data[(3, 2**62 + 5)][0])  # 63-bit seeds
     assert any(not torch.equal(a, data[(3, seed)][0]) for seed in range(1, 6))  # other seeds, other draws
