@@ -78,6 +78,7 @@ TRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a TrainConfig field
     "--seed": (int, "random seed"),
     "--out": (str, "run folder (config, logs, last.pt, best.pt)"),
     "--resume": (str, "continue exactly from this last.pt"),
+    "--init-from": (str, "start from this checkpoint's weights, e.g. snnres pretrain's last.pt (new head)"),
     "--device": (str, "auto, cpu, cuda or cuda:N"),
     "--max-steps-per-epoch": (int, "cap on steps per epoch (smoke runs)"),
 }
@@ -85,20 +86,66 @@ TRAIN_SWITCHES = {"--amp": "mixed precision on CUDA", "--compile": "torch.compil
                   "--sync-bn": "SyncBatchNorm under DDP (CUDA)", "--download": "download the data set if missing"}
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .train import CheckpointError, TrainingDiverged, build_config, train
-
+def _overrides(args: argparse.Namespace) -> tuple[dict, set[str]]:
+    """A run command's flags as config overrides (None = not given), and the names the user set."""
     overrides = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "model_arg", "dataset_arg")}
     if args.model_arg:
         overrides["model_kwargs"] = _key_values(args.model_arg)
     if args.dataset_arg:
         overrides["dataset_kwargs"] = _key_values(args.dataset_arg)
-    explicit = {k for k, v in overrides.items() if v is not None}
+    return overrides, {k for k, v in overrides.items() if v is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import CheckpointError, TrainingDiverged, build_config, train
+
+    overrides, explicit = _overrides(args)
     try:
         cfg = build_config(overrides, args.config)
         train(cfg, explicit)
     except (CheckpointError, TrainingDiverged, ValueError, FileNotFoundError) as error:
         print(f"snnres train: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+PRETRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a PretrainConfig field
+    "--method": (str, "mirl (default) or mae"),
+    "--arch": (str, "a ViT: vit-tiny (default), vit-small, vit-small-deep"),
+    "--dataset": (str, "data set (default digits, scikit-learn's images; event sets: each frame is an image)"),
+    "--data-dir": (str, "data root (default datasets/)"),
+    "--epochs": (int, "epochs"),
+    "--batch-size": (int, "batch size"),
+    "--T": (int, "frames per event sample"),
+    "--lr": (float, "peak learning rate (AdamW, cosine schedule)"),
+    "--weight-decay": (float, "weight decay (not on norms or biases)"),
+    "--warmup-epochs": (float, "linear warm-up epochs"),
+    "--mask-ratio": (float, "share of patches hidden (default 0.75)"),
+    "--segments": (int, "MIRL: encoder segments, each with its own decoder (even; default 6, 4 or 2)"),
+    "--decoder-dim": (int, "decoder width (default: the encoder's)"),
+    "--decoder-depth": (int, "blocks per decoder (default MIRL 1, MAE 2)"),
+    "--decoder-heads": (int, "decoder heads (default: the encoder's)"),
+    "--workers": (int, "data loader workers"),
+    "--seed": (int, "random seed (weights, data order, masks)"),
+    "--out": (str, "run folder (config, logs, last.pt)"),
+    "--resume": (str, "continue exactly from this last.pt"),
+    "--device": (str, "auto, cpu, cuda or cuda:N"),
+    "--max-steps-per-epoch": (int, "cap on steps per epoch (smoke runs)"),
+}
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import build_pretrain_config, pretrain
+    from .train import CheckpointError, TrainingDiverged
+
+    overrides, explicit = _overrides(args)
+    try:
+        cfg = build_pretrain_config(overrides, args.config)
+        pretrain(cfg, explicit)
+    except (CheckpointError, TrainingDiverged, ValueError, FileNotFoundError, ImportError, TypeError) as error:
+        print(f"snnres pretrain: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -282,6 +329,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="extra create_model argument")
     train.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE", help="extra make_dataset argument")
     train.set_defaults(func=_train)
+
+    pre = sub.add_parser("pretrain", help="masked image pre-training of a ViT: MIRL or MAE (CPU-sized default)")
+    pre.add_argument("--config", help="YAML file of options; flags override it")
+    for flag, (kind, text) in PRETRAIN_FLAGS.items():
+        pre.add_argument(flag, type=kind, default=None, help=text)
+    pre.add_argument("--cross-attention", action=argparse.BooleanOptionalAction, default=None,
+                     help="decoders attend to the shallower segments (default: on for MIRL, off for MAE)")
+    pre.add_argument("--pred-weight-norm", action=argparse.BooleanOptionalAction, default=None,
+                     help="unit-norm prediction layer (default: on for MIRL, off for MAE)")
+    pre.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
+                     help="per-patch normalised target (default on)")
+    pre.add_argument("--download", action="store_true", default=None, help="download the data set if missing")
+    pre.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                     help="create_model argument (depth, embed_dim, num_heads, patch_size, ...)")
+    pre.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE", help="extra make_dataset argument")
+    pre.set_defaults(func=_pretrain)
 
     ev = sub.add_parser("eval", help="top-1/top-5 and loss of a checkpoint")
     ev.add_argument("checkpoint")

@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 import torch
 
+from .digits import make_digits
 from .frames import make_cifar, make_imagenet
 from .synthetic import SyntheticDVS, SyntheticDVSConfig
 from .tonic_sets import SPECS, make_tonic_dataset
@@ -31,6 +32,7 @@ BUILDERS = MappingProxyType(
         "cifar10": make_cifar,
         "cifar100": make_cifar,
         "imagenet": make_imagenet,
+        "digits": make_digits,
     }
 )
 

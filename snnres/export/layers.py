@@ -7,6 +7,7 @@ Each converter gets ``(tracer, module, path, value, in_tensor, out_tensor)`` and
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import nir
@@ -148,13 +149,15 @@ def convert_identity(tr, module, path, value, in_tensor, out_tensor) -> Value:
 
 
 def convert_neuron(tr, neuron: _SpikingNeuron, path, value, in_tensor, out_tensor) -> Value:
-    """One ``nir.LIF`` per level (an MLF neuron has several), all fed the same edges.
+    """One ``nir.LIF`` (or ``nir.IF``) per level (an MLF neuron has several), all fed the same edges.
 
     snnres: ``H = V + (X - (V - V_r)) / tau`` (decay_input) or ``H = V - (V - V_r) / tau + X``,
     i.e. ``H = beta V + (1 - beta) V_r + g X`` with ``beta = 1 - 1/tau``, ``g = 1/tau`` or 1.
     NIR's LIF ``tau_n dv/dt = (v_leak - v) + r I`` stepped by Euler with ``dt`` is
     ``v = (1 - dt/tau_n) v + dt/tau_n (v_leak + r I)``, so ``tau_n = dt / (1 - beta) = dt tau``,
-    ``v_leak = V_r`` and ``r = g tau`` (1 with decay_input, tau without).
+    ``v_leak = V_r`` and ``r = g tau`` (1 with decay_input, tau without). ``tau = inf`` without
+    decay_input is integrate-and-fire, ``H = V + X``: NIR's IF ``dv/dt = r I`` stepped by Euler,
+    ``v = v + dt r I``, so ``r = 1/dt``.
     """
     if value.readout is not None:
         raise ExportError(f"neuron {path!r} comes after the mean over time; NIR cannot express it")
@@ -178,12 +181,24 @@ def convert_neuron(tr, neuron: _SpikingNeuron, path, value, in_tensor, out_tenso
     else:
         tr.notes.setdefault("reset", set()).add("hard")
     v_reset = 0.0 if p.v_reset is None else float(p.v_reset)
+    integrate_and_fire = math.isinf(tau) and tau > 0 and not p.decay_input
+    fields = {"tau": tau, "v_reset": v_reset, **{f"v_threshold (level {k})": t for k, t in enumerate(p.thresholds)}}
+    for field, x in fields.items():
+        if not (math.isfinite(x) or (field == "tau" and integrate_and_fire)):
+            raise ExportError(
+                f"neuron {path!r}: {field} = {x}; NIR neurons need finite parameters "
+                "(tau = inf is integrate-and-fire only with decay_input=False: with decay_input=True "
+                "the input is divided by tau and never reaches the membrane)"
+            )
     full = lambda x: np.full(value.shape, x, dtype=dtype)  # noqa: E731 - NIR wants full-shape arrays
     sources = []
     for level, threshold in enumerate(p.thresholds):
-        node = nir.LIF(tau=full(dt * tau), r=full(1.0 if p.decay_input else tau), v_leak=full(v_reset),
-                       v_threshold=full(threshold), v_reset=full(v_reset),
-                       metadata={"snnres_layer": path, "level": level, "levels": p.levels})
+        meta = {"snnres_layer": path, "level": level, "levels": p.levels}
+        if integrate_and_fire:
+            node = nir.IF(r=full(1.0 / dt), v_threshold=full(threshold), v_reset=full(v_reset), metadata=meta)
+        else:
+            node = nir.LIF(tau=full(dt * tau), r=full(1.0 if p.decay_input else tau), v_leak=full(v_reset),
+                           v_threshold=full(threshold), v_reset=full(v_reset), metadata=meta)
         base = path if p.levels == 1 else f"{path}.level{level}"
         sources.append(tr.builder.add(base, node, value))
     return value.with_(sources=tuple(sources))

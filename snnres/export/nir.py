@@ -10,6 +10,7 @@ and is recorded in ``metadata["readout"]``.
 from __future__ import annotations
 
 import itertools
+import math
 
 import nir
 import numpy as np
@@ -38,8 +39,8 @@ def to_nir(model: nn.Module, input_shape, dt: float = 1e-4, *, allow_lossy: bool
     from .. import __version__
 
     input_shape = tuple(int(s) for s in input_shape)
-    if not dt > 0:
-        raise ValueError(f"dt must be > 0 (the NIR time step in seconds), got {dt}")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be finite and > 0 (the NIR time step in seconds), got {dt}")
     if input_layout not in INPUT_LAYOUTS:
         raise ValueError(f"input_layout must be one of {sorted(INPUT_LAYOUTS)}, got {input_layout!r}")
     T = T if T is not None else getattr(model, "T", None)
@@ -103,12 +104,26 @@ def to_nir(model: nn.Module, input_shape, dt: float = 1e-4, *, allow_lossy: bool
         "lossy_details": "; ".join(lossy),
         "neuron_mapping": (
             "snnres H = beta V + (1-beta) V_reset + g X, beta = 1 - 1/tau, g = 1/tau (decay_input) "
-            "or 1 -> nir.LIF tau = dt*tau = dt/(1-beta), r = g*tau, v_leak = v_reset; an MLF neuron "
-            "is one LIF per level, their spikes summed by the edges leaving them"
+            "or 1 -> nir.LIF tau = dt*tau = dt/(1-beta), r = g*tau, v_leak = v_reset; tau = inf "
+            "(integrate-and-fire, H = V + X) -> nir.IF r = 1/dt; an MLF neuron is one LIF per level, "
+            "their spikes summed by the edges leaving them"
         ),
         "spike_condition": "snnres fires on H >= V_th, NIR on v > v_threshold: equal except on exact ties",
         "initial_state": "v = v_reset (= v_leak) at the first time step",
     }
+    _check_finite(builder.nodes)
     graph = nir.NIRGraph(nodes=builder.nodes, edges=builder.edges, metadata=metadata, type_check=True)
     graph.validate_structure()
     return graph
+
+
+def _check_finite(nodes: dict[str, nir.NIRNode]) -> None:
+    """``ExportError`` naming the node, its layer and the field if any parameter is NaN or inf."""
+    for name, node in nodes.items():
+        for field, x in vars(node).items():
+            if isinstance(x, np.ndarray) and x.dtype.kind == "f" and not np.isfinite(x).all():
+                layer = (node.metadata or {}).get("snnres_layer", name)
+                raise ExportError(
+                    f"NIR node {name!r} (layer {layer!r}): {field} has {int((~np.isfinite(x)).sum())} "
+                    f"non-finite values of {x.size}; check the layer's weights and BatchNorm statistics"
+                )

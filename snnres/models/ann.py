@@ -88,6 +88,14 @@ def _vit(num_classes: int, in_channels: int, img_size: int, patch_size: int, emb
          num_heads: int, **kw) -> FrameAveraged:
     from timm.models.vision_transformer import VisionTransformer
 
+    sizes = img_size if isinstance(img_size, (tuple, list)) else (img_size, img_size)
+    if any(s % patch_size for s in sizes):
+        raise ValueError(f"a ViT cuts the image into patch_size x patch_size patches: img_size {img_size} is not "
+                         f"divisible by patch_size {patch_size}; pick a patch size that divides it "
+                         f"(e.g. --model-arg patch_size=4 for 16x16 or 32x32 images)")
+    if depth < 1 or embed_dim % num_heads:
+        raise ValueError(f"a ViT needs depth >= 1 and embed_dim divisible by num_heads; got depth {depth}, "
+                         f"embed_dim {embed_dim}, num_heads {num_heads}")
     net = VisionTransformer(img_size=img_size, patch_size=patch_size, in_chans=in_channels, num_classes=num_classes,
                             embed_dim=embed_dim, depth=depth, num_heads=num_heads, **kw)
     return FrameAveraged(net, in_channels)
@@ -95,20 +103,25 @@ def _vit(num_classes: int, in_channels: int, img_size: int, patch_size: int, emb
 
 @register("vit-tiny")
 def vit_tiny(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224, patch_size: int = 16,
-             depth: int = 12, **kw) -> FrameAveraged:
+             depth: int = 12, embed_dim: int = 192, num_heads: int = 3, **kw) -> FrameAveraged:
     """timm's ViT-Ti/16 (width 192, 3 heads); ``img_size`` must match the input (e.g. 32 on CIFAR)."""
-    return _vit(num_classes, in_channels, img_size, patch_size, 192, depth, 3, **kw)
+    return _vit(num_classes, in_channels, img_size, patch_size, embed_dim, depth, num_heads, **kw)
 
 
 @register("vit-small")
 def vit_small(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224, patch_size: int = 16,
-              depth: int = 12, **kw) -> FrameAveraged:
+              depth: int = 12, embed_dim: int = 384, num_heads: int = 6, **kw) -> FrameAveraged:
     """timm's ViT-S/16 (width 384, 6 heads)."""
-    return _vit(num_classes, in_channels, img_size, patch_size, 384, depth, 6, **kw)
+    return _vit(num_classes, in_channels, img_size, patch_size, embed_dim, depth, num_heads, **kw)
 
 
 @register("vit-small-deep")
 def vit_small_deep(num_classes: int = 1000, T: int = 1, in_channels: int = 3, img_size: int = 224,
-                   patch_size: int = 16, depth: int = 54, **kw) -> FrameAveraged:
-    """A deep-narrow ViT in the spirit of MIRL's ViT-S-54: width 384, 12 heads, ``depth`` blocks."""
-    return _vit(num_classes, in_channels, img_size, patch_size, 384, depth, 12, **kw)
+                   patch_size: int = 16, depth: int = 54, embed_dim: int = 384, num_heads: int = 12,
+                   **kw) -> FrameAveraged:
+    """MIRL's ViT-S-54 (Huang et al. 2023): width 384, 12 heads (head width 32), ``depth`` blocks.
+
+    ``depth``, ``embed_dim`` and ``num_heads`` are arguments, so the same deep-narrow layout runs at a
+    CPU's scale, e.g. ``depth=24, embed_dim=96, num_heads=3`` keeps the 32-wide heads.
+    """
+    return _vit(num_classes, in_channels, img_size, patch_size, embed_dim, depth, num_heads, **kw)

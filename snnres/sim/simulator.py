@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import blocks  # noqa: F401  (handlers for the blocks of snnres.models)
-from . import bits, cuda, fused, gather, kernels, memory
+from . import bits, cuda, fused, gather, kernels, memory, reference
 from .graph import AddNode, ConvNode, Graph, InputNode, LinearNode, NeuronNode, PoolNode, UnsupportedLayerError
 from .intrinsics import SET_BITS_SLACK
 from .state import Gathered, Signal, SimResult, SimState, channels
@@ -331,21 +331,31 @@ def run_chunk(graph: Graph, state: SimState, chunk: Signal) -> None:
     state.add_output(full_current(out, graph.nodes[graph.output].size).sum(axis=0, dtype=np.float64), chunk.steps)
 
 
+STRATEGIES = ("fast", "reference")
+
+
 class EventSimulator:
     """Event-driven inference of a trained SNN (eval-mode BatchNorm folded into the weights).
 
     ``run(events, sensor_size, T)`` bins Tonic events like ``ToFrame(sensor_size, n_time_bins=T)``;
     ``run(frames)`` takes a ``[T, C, H, W]`` frame tensor. ``stream(...)`` feeds chunks.
     ``device``: ``"cpu"`` (numba kernels) or a CUDA device (CuPy kernels, ``cuda.py``).
+    ``strategy``: ``"fast"`` (the planned, optimised kernels) or ``"reference"`` (``reference.py``:
+    plain numpy, every neuron every step; what the fast strategy is tested against, bit for bit).
     The weights are read (and BN folded) once per input shape: build a new simulator after
     changing the model.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu"):
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", strategy: str = "fast"):
         if not isinstance(model, nn.Module):
             raise TypeError(f"EventSimulator needs an nn.Module, got {type(model).__name__}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {strategy!r}")
         self.model = model
+        self.strategy = strategy
         self.device = torch.device(device)
+        if self.device.type != "cpu" and strategy == "reference":
+            raise ValueError(f"the reference strategy runs on the CPU only, not on {self.device}; use device='cpu'")
         if self.device.type != "cpu":
             cuda.check_device(self.device)
             if self.device.index is None:
@@ -355,7 +365,9 @@ class EventSimulator:
 
     def run_chunk(self, graph: Graph, state: SimState, chunk: Signal) -> None:
         """Advance ``state`` by the steps of ``chunk`` (CSR input events) on this simulator's device."""
-        if self.device.type == "cpu":
+        if self.strategy == "reference":
+            reference.run_chunk(graph, state, chunk)
+        elif self.device.type == "cpu":
             run_chunk(graph, state, chunk)
         else:
             cuda.run_chunk(graph, state, chunk, self.device)
@@ -378,7 +390,7 @@ class EventSimulator:
         else:
             stream.push_frames(events, T)
         out = stream.result()
-        if self.device.type == "cpu":
+        if self.device.type == "cpu" and self.strategy == "fast":
             release(stream.state)
         return out
 

@@ -68,20 +68,37 @@ def build_model(model_args: dict[str, Any]) -> torch.nn.Module:
                         in_channels=model_args["in_channels"], **model_args.get("kwargs", {}))
 
 
-def load_state_into(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str) -> None:
+def load_state_into(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str,
+                    allow_missing: list[str] = ()) -> None:
     """``load_state_dict`` with an error that says the checkpoint is of another architecture."""
-    result = model.load_state_dict(state_dict, strict=False)
-    shape_errors = [
-        k for k, v in state_dict.items()
-        if k in model.state_dict() and tuple(model.state_dict()[k].shape) != tuple(v.shape)
-    ]
-    if result.missing_keys or result.unexpected_keys or shape_errors:
+    own = model.state_dict()
+    shape_errors = [k for k, v in state_dict.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    result = model.load_state_dict({k: v for k, v in state_dict.items() if k not in shape_errors}, strict=False)
+    missing = [k for k in result.missing_keys if k not in allow_missing]
+    if missing or result.unexpected_keys or shape_errors:
         raise CheckpointError(
-            f"{source} does not fit {arch}: {len(result.missing_keys)} missing, "
+            f"{source} does not fit {arch}: {len(missing)} missing, "
             f"{len(result.unexpected_keys)} unexpected, {len(shape_errors)} mis-shaped tensors "
-            f"(e.g. {(result.missing_keys + result.unexpected_keys + shape_errors)[:3]}); "
+            f"(e.g. {(missing + result.unexpected_keys + shape_errors)[:3]}); "
             "it was saved from another architecture or other model arguments"
         )
+
+
+def load_initial_weights(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str) -> list[str]:
+    """Start ``model`` from a checkpoint's weights (``--init-from``, e.g. a pre-trained encoder).
+
+    Every tensor must fit except the classifier's (the model's last ``nn.Linear``), which is left at
+    its fresh initialisation when its shape differs (another number of classes). Returns the names
+    of the tensors left out.
+    """
+    own = model.state_dict()
+    linears = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    head = f"{linears[-1]}." if linears else None
+    skipped = [k for k, v in state_dict.items()
+               if head and k.startswith(head) and k in own and tuple(own[k].shape) != tuple(v.shape)]
+    load_state_into(model, {k: v for k, v in state_dict.items() if k not in skipped}, source, arch,
+                    allow_missing=skipped)
+    return skipped
 
 
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:

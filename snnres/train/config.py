@@ -10,8 +10,25 @@ from typing import Any
 import yaml
 
 
+class OptionRecord:
+    """A run's options as a dataclass that reads and writes plain dicts (config.yaml, checkpoints)."""
+
+    kind = "training"  # in messages
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.kind} option(s) {unknown}; known options: {sorted(known)}")
+        return cls(**values)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(OptionRecord):
     arch: str = "ms-resnet18"
     dataset: str = "synthetic-dvs"
     data_dir: str = "datasets"
@@ -32,22 +49,12 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/default"
     resume: str | None = None
+    init_from: str | None = None          # start from a checkpoint's weights (e.g. a pre-trained encoder)
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     download: bool = False
     max_steps_per_epoch: int | None = None  # cap the steps of an epoch (smoke runs, tests)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known options: {sorted(known)}")
-        return cls(**values)
 
 
 # The papers' recipes, applied when the user does not set the option (see shared REFERENCES).
@@ -62,11 +69,17 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cifar10-dvs": dict(lr=0.1, epochs=200, batch_size=32, weight_decay=1e-4, T=10),
     "dvs-gesture": dict(lr=0.1, epochs=200, batch_size=16, weight_decay=1e-4, T=40),
     "nmnist": dict(lr=0.05, epochs=50, batch_size=64, weight_decay=1e-4, T=10),
+    # the ViT fine-tuning demonstration (README, MIRL section): 16x16 images, 4x4 patches
+    "digits": dict(optimizer="adamw", lr=1e-3, epochs=10, batch_size=32, weight_decay=0.05, label_smoothing=0.1,
+                   warmup_epochs=1, dataset_kwargs={"size": 16}),
 }
 
 
-def build_config(overrides: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
-    """Defaults < the data set's recipe < the YAML file < explicit overrides (None = not given)."""
+def build_config(overrides: dict[str, Any], config_file: str | Path | None = None, config_cls: type = TrainConfig,
+                 recipes: dict[str, dict[str, Any]] = RECIPES):
+    """Defaults < the data set's recipe < the YAML file < explicit overrides (None = not given).
+
+    ``config_cls`` and ``recipes``: another run's dataclass and recipes (``snnres.pretrain``)."""
     values: dict[str, Any] = {}
     from_file: dict[str, Any] = {}
     if config_file is not None:
@@ -75,10 +88,10 @@ def build_config(overrides: dict[str, Any], config_file: str | Path | None = Non
         if not isinstance(from_file, dict):
             raise ValueError(f"{config_file}: expected a mapping of option: value, got {type(from_file).__name__}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    dataset = given.get("dataset", from_file.get("dataset", TrainConfig.dataset))
-    for layer in (RECIPES.get(dataset, {}), from_file, given):
+    dataset = given.get("dataset", from_file.get("dataset", config_cls.dataset))
+    for layer in (recipes.get(dataset, {}), from_file, given):
         for key, value in layer.items():
             if key in ("model_kwargs", "dataset_kwargs") and isinstance(value, dict):
                 value = {**values.get(key, {}), **value}  # options merge key by key
             values[key] = value
-    return TrainConfig.from_dict(values)
+    return config_cls.from_dict(values)

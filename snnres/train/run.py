@@ -17,8 +17,8 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler
 
 from . import distributed
-from .checkpoint import (CheckpointError, build_model, load_state_into, read_checkpoint, rng_state,
-                         save_checkpoint, set_rng_state)
+from .checkpoint import (CheckpointError, build_model, load_initial_weights, load_state_into, read_checkpoint,
+                         rng_state, save_checkpoint, set_rng_state)
 from .config import TrainConfig
 from .loop import TrainingDiverged, cosine_with_warmup, evaluate, parameter_groups, train_epoch
 from .monitor import count_spikes, mean_spikes_per_neuron
@@ -138,12 +138,26 @@ def _resume_state(cfg: TrainConfig, explicit: set[str]) -> tuple[dict | None, Tr
     return state, replace(cfg, **keep)
 
 
+def _initial_state(cfg: TrainConfig, explicit: set[str]) -> tuple[dict | None, TrainConfig]:
+    """Read ``--init-from``: the model (architecture and arguments) is the checkpoint's, the head new."""
+    if cfg.init_from is None:
+        return None, cfg
+    state = read_checkpoint(cfg.init_from)
+    arch = state["model_args"]["arch"]
+    if "arch" in explicit and cfg.arch != arch:
+        raise CheckpointError(f"--init-from {cfg.init_from} holds a {arch} but --arch {cfg.arch} was given; "
+                              "drop --arch (the architecture comes from the checkpoint)")
+    kwargs = {**state["model_args"].get("kwargs", {}), **cfg.model_kwargs}
+    return state, replace(cfg, arch=arch, model_kwargs=kwargs)
+
+
 def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> dict[str, Any]:
     """Train per ``cfg``; returns the final metrics. ``explicit``: options the user set by hand."""
     from rich.console import Console
 
     console = console or Console()
     state, cfg = _resume_state(cfg, explicit or set())
+    init, cfg = (None, cfg) if state else _initial_state(cfg, explicit or set())
     device = resolve_device(cfg.device)
     dist_info = distributed.setup(device)
     if device.type == "cuda" and dist_info.enabled:
@@ -157,6 +171,11 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None, console=None) -> d
     model = build_model(model_args).to(device)
     if state:
         load_state_into(model, state["model"], cfg.resume, model_args["arch"])
+    elif init:
+        fresh = load_initial_weights(model, init["model"], cfg.init_from, model_args["arch"])
+        if dist_info.is_main:
+            console.print(f"initialised from {cfg.init_from}" + (f"; new: {', '.join(fresh)}" if fresh else ""),
+                          markup=False)
     if dist_info.enabled:
         if cfg.sync_bn and device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -100,7 +100,8 @@ def test_imagenet_errors(tmp_path):
 
 def test_registry_names_and_close_matches():
     assert list_datasets() == sorted(
-        ["synthetic-dvs", "nmnist", "dvs-gesture", "cifar10-dvs", "ncaltech101", "shd", "cifar10", "cifar100", "imagenet"]
+        ["synthetic-dvs", "digits", "nmnist", "dvs-gesture", "cifar10-dvs", "ncaltech101", "shd", "cifar10", "cifar100",
+         "imagenet"]
     )
     with pytest.raises(ValueError, match="'dvs-gesture'"):
         make_dataset("dvsgesture")

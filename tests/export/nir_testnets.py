@@ -37,8 +37,9 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0, weight_gain: float = 3.
             n = m.num_features
             m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
             m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.75)
-            m.bias.data.copy_(torch.rand(n, generator=g) * 0.4)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(n, generator=g) + 0.75)
+                m.bias.data.copy_(torch.rand(n, generator=g) * 0.4)
     return model.eval()
 
 

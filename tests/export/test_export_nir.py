@@ -46,6 +46,26 @@ class EulerLIF(nn.Module):
         return z, v
 
 
+class EulerIF(nn.Module):
+    """NIR's IF ``dv/dt = r I``, one forward Euler step per call, spike on ``v > v_threshold``."""
+
+    def __init__(self, node: nir.IF, dt: float, dtype=torch.float64):
+        super().__init__()
+        for field in ("r", "v_threshold", "v_reset"):
+            self.register_buffer(field, torch.as_tensor(np.asarray(getattr(node, field)), dtype=dtype))
+        self.dt = dt
+        self.layer = str(node.metadata.get("snnres_layer", ""))
+        self.recorded: list[torch.Tensor] = []
+
+    def forward(self, x, state=None):
+        v = self.v_reset.expand_as(x) if state is None else state
+        v = v + self.dt * self.r * x
+        z = (v > self.v_threshold).to(x.dtype)
+        v = torch.where(z > 0, self.v_reset, v)
+        self.recorded.append(z)
+        return z, v
+
+
 class SumPool(nn.Module):
     def __init__(self, node):
         super().__init__()
@@ -81,6 +101,7 @@ class _Scale(nn.Module):
 def node_map(dt):
     return {
         nir.LIF: lambda n: EulerLIF(n, dt),
+        nir.IF: lambda n: EulerIF(n, dt),
         nir.Affine: _affine,
         nir.Conv2d: _conv,
         nir.SumPool2d: SumPool,
@@ -100,7 +121,7 @@ def run_nirtorch(graph: nir.NIRGraph, x_seq: torch.Tensor, dt: float):
             outputs.append(out)
     recorded: dict[str, torch.Tensor] = {}
     for m in module.modules():
-        if isinstance(m, EulerLIF):
+        if isinstance(m, (EulerLIF, EulerIF)):
             z = torch.stack(m.recorded)
             recorded[m.layer] = recorded[m.layer] + z if m.layer in recorded else z  # MLF: sum the levels
     return torch.stack(outputs), recorded
@@ -110,8 +131,8 @@ def check_types(graph: nir.NIRGraph) -> None:
     again = nir.NIRGraph(nodes=graph.nodes, edges=list(graph.edges), metadata=graph.metadata, type_check=True)
     again.validate_structure()
     for node in graph.nodes.values():
-        if isinstance(node, nir.LIF):
-            assert node.tau.shape == node.r.shape == node.v_threshold.shape == tuple(node.input_type["input"])
+        if isinstance(node, (nir.LIF, nir.IF)):
+            assert node.r.shape == node.v_threshold.shape == node.v_reset.shape == tuple(node.input_type["input"])
 
 
 def round_trip(make_model, input_shape, tmp_path, batch=3, gain=3.0, seed=0):
@@ -248,3 +269,34 @@ def test_learned_tau_and_frames_input():
     assert np.allclose(lif.tau, DT * 2.5, rtol=1e-5) and tuple(lif.tau.shape) == (3, 4, 4)
     assert [type(n).__name__ for n in graph.nodes.values()] == ["Input", "Conv2d", "LIF", "Flatten", "Scale", "Output"]
     check_types(graph)
+
+
+def test_integrate_and_fire_is_nir_if(tmp_path):
+    """tau = inf (IF, H = V + X) is nir.IF with r = 1/dt: Euler's v += dt r I adds the input once."""
+    from snnres.models.common import if_neuron
+
+    graph, *_ = round_trip(lambda: PlainSNN(neuron=if_neuron, spiking_output=True), (2, 8, 8), tmp_path)
+    node = graph.nodes["lif1"]
+    assert type(node).__name__ == "IF" and np.allclose(node.r, 1 / DT) and np.all(node.v_threshold == 1.0)
+    assert not any(isinstance(n, nir.LIF) for n in graph.nodes.values())
+
+
+def test_non_finite_parameters_are_rejected():
+    from functools import partial
+
+    from snnres.neurons import LIF
+
+    with pytest.raises(ExportError, match="'lif1'.*v_threshold.*inf"):
+        to_nir(PlainSNN(neuron=partial(LIF, v_threshold=float("inf"))), (2, 8, 8))
+    with pytest.raises(ExportError, match="'lif1'.*tau = inf.*decay_input"):
+        to_nir(PlainSNN(neuron=partial(LIF, tau=float("inf"), decay_input=True)), (2, 8, 8))
+    model = PlainSNN()
+    model.conv2.weight.data[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ExportError, match="'conv2'.*weight has 1 non-finite"):
+        to_nir(model, (2, 8, 8))
+    model = randomize_batchnorm(PlainSNN())
+    model.bn1.running_var[2] = -1.0  # sqrt of a negative variance would be NaN
+    with pytest.raises(ExportError, match="'bn1'.*running_var"):
+        to_nir(model, (2, 8, 8))
+    with pytest.raises(ValueError, match="dt must be finite"):
+        to_nir(PlainSNN(), (2, 8, 8), dt=float("inf"))

@@ -51,6 +51,27 @@ def dyadic_(model: nn.Module, rng: np.random.Generator, bits: int = 5) -> nn.Mod
     return model.eval()
 
 
+def float_(model: nn.Module, rng: np.random.Generator) -> nn.Module:
+    """Ordinary float32 parameters (not dyadic): sums round, so only the same additions in the same
+    order give the same bits. BatchNorm statistics random around 1; weights re-drawn."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.from_numpy(rng.normal(0.5 / fan_in, fan_in ** -0.5, m.weight.shape)).float())
+                if m.bias is not None:
+                    m.bias.copy_(torch.from_numpy(rng.normal(0, 0.05, m.bias.shape)).float())
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = m.num_features
+                m.eps = 1e-5
+                m.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, n)).float())
+                m.running_mean.copy_(torch.from_numpy(rng.uniform(-0.1, 0.1, n)).float())
+                if m.weight is not None:
+                    m.weight.copy_(torch.from_numpy(rng.uniform(0.7, 2.0, n)).float())
+                    m.bias.copy_(torch.from_numpy(rng.uniform(-0.1, 0.2, n)).float())
+    return model.eval()
+
+
 def random_events(rng: np.random.Generator, sensor_size, n: int, duration: int = 10_000) -> np.ndarray:
     from snnres.data.events import EVENT_DTYPE
 

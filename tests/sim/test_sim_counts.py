@@ -19,14 +19,14 @@ def brute_force_sops(layer: nn.Module, spikes: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("variant", [0, 2, 4, 9, 14])
-def test_sops_equal_brute_force(variant):
+def test_sops_equal_brute_force(variant, strategy):
     rng = np.random.default_rng(100 + variant)
     sensor, T = (15, 13, 2), 5
     net = random_conv_net(rng, sensor, variant)
     events = random_events(rng, sensor, 900)
     frames = frames_of(events, sensor, T)
     _, spikes = dense_run(net, frames)
-    out = EventSimulator(net).run(events, sensor, T)
+    out = EventSimulator(net, strategy=strategy).run(events, sensor, T)
     # layer i's input: the input frames for conv "0", the neuron right before otherwise
     assert out.sops["0"] == brute_force_sops(net[0], frames)
     assert out.sops["3"] == brute_force_sops(net[3], spikes["2"])
@@ -38,12 +38,12 @@ def test_sops_equal_brute_force(variant):
         assert out.macs["7"] == float((pooled != 0).sum()) * 8
 
 
-def test_sops_agree_with_energy_report():
+def test_sops_agree_with_energy_report(strategy):
     rng = np.random.default_rng(3)
     sensor, T = (16, 16, 2), 4
     net = random_conv_net(rng, sensor, 1)  # max pooling: every synaptic layer is fed by spikes
     events = random_events(rng, sensor, 700)
-    out = EventSimulator(net).run(events, sensor, T)
+    out = EventSimulator(net, strategy=strategy).run(events, sensor, T)
     report = energy_report(net, [(frames_of(events, sensor, T)[None], torch.zeros(1))])
     rows = {r["name"]: r for r in report.layers if r.get("sops")}
     for name, sops in out.sops.items():
@@ -51,7 +51,7 @@ def test_sops_agree_with_energy_report():
             assert rows[name]["sops"] == pytest.approx(sops)
 
 
-def test_updates_skip_resting_neurons():
+def test_updates_skip_resting_neurons(strategy):
     """Without bias, neurons that get no input and sit at rest are not updated."""
     rng = np.random.default_rng(4)
     sensor = (10, 10, 1)
@@ -64,7 +64,7 @@ def test_updates_skip_resting_neurons():
                 m.bias.zero_()
     frames = torch.zeros(4, 1, 10, 10)
     frames[1, 0, 5, 5] = 1.0  # one event at step 1
-    out = EventSimulator(net).run(frames)
+    out = EventSimulator(net, strategy=strategy).run(frames)
     # first layer: stride 1, pad 1, 3x3 -> the event reaches 9 positions x 8 channels at step 1;
     # after that those 72 neurons decay (non-rest) or fire and reset (rest)
     assert 0 < out.neuron_updates["2"] <= 72 * 3

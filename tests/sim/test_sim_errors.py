@@ -62,9 +62,18 @@ def test_wrong_channel_count(sim):
         sim.run(torch.zeros(3, 1, 10, 12))
 
 
-def test_empty_recording_is_silent(sim, events):
+def test_empty_recording_is_silent(events, strategy):
+    sim = EventSimulator(random_conv_net(np.random.default_rng(0), SENSOR, 0), strategy=strategy)
     out = sim.run(events[:0], SENSOR, 4)
     assert out.steps == 4 and out.total_sops == 0
+
+
+def test_unknown_strategy_and_reference_on_a_gpu_are_named():
+    net = random_conv_net(np.random.default_rng(0), SENSOR, 0)
+    with pytest.raises(ValueError, match=r"strategy must be one of \['fast', 'reference'\], got 'fastest'"):
+        EventSimulator(net, strategy="fastest")
+    with pytest.raises(ValueError, match="reference strategy runs on the CPU only"):
+        EventSimulator(net, device="cuda", strategy="reference")
 
 
 @pytest.mark.parametrize("layer,name", [(nn.ReLU(), "ReLU"), (nn.Conv2d(8, 8, 3, groups=2), "groups=2"),

@@ -18,7 +18,7 @@ def two_neuron_net():
     return net.eval()
 
 
-def test_two_neurons_by_hand():
+def test_two_neurons_by_hand(strategy):
     # Sensor: 2 pixels in a row, one polarity. T=3 over t in [0, 30]: window 30 // 3 = 10 us,
     # bins [0,10) [10,20) [20,30); the event at t=30 falls in no bin (Tonic drops it).
     events = np.zeros(5, dtype=EVENT_DTYPE)
@@ -28,7 +28,7 @@ def test_two_neurons_by_hand():
     # LIF tau 2: H = V + (X - V) / 2, spike when H >= 1, hard reset to 0.
     #   A: t0 H = 0.75;  t1 H = 0.75 + (1.5 - 0.75)/2 = 1.125 -> spike, V = 0;  t2 at rest: skipped.
     #   B: t0 H = 0.25;  t1 H = 0.25 + (1.5 - 0.25)/2 = 0.875;  t2 H = 0.875 - 0.875/2 = 0.4375.
-    out = EventSimulator(two_neuron_net()).run(events, (2, 1, 1), 3, record=True)
+    out = EventSimulator(two_neuron_net(), strategy=strategy).run(events, (2, 1, 1), 3, record=True)
     assert out.spike_trains["2"].tolist() == [[0, 0], [1, 0], [0, 0]]
     assert out.spikes_per_layer == {"2": 1}
     # SOPs: t0 one event x 2 targets; t1 pixel 0 once and pixel 1 twice -> 3 x 2. Total 8.
@@ -41,7 +41,7 @@ def test_two_neurons_by_hand():
     assert torch.equal(spikes["2"], out.spike_trains["2"])
 
 
-def test_soft_reset_and_mlf_levels_by_hand():
+def test_soft_reset_and_mlf_levels_by_hand(strategy):
     # One pixel, weight 1, MLF (thresholds 0.6, 1.6, 2.6; u = 0.25 u + x, hard reset per level).
     from snnres.neurons import MLF
 
@@ -52,7 +52,7 @@ def test_soft_reset_and_mlf_levels_by_hand():
     # t0: x=2: levels 0.6, 1.6 fire (2 >= 0.6, 2 >= 1.6), level 2.6 keeps 2.0 -> count 2
     # t1: x=0: levels 0,1 at 0 stay; level 2: 0.25*2 = 0.5 -> count 0
     # t2: x=1: level0 1 -> fire; level1 1 < 1.6; level2 0.125 + 1 = 1.125 -> count 1
-    out = EventSimulator(net.eval()).run(frames, record=True)
+    out = EventSimulator(net.eval(), strategy=strategy).run(frames, record=True)
     assert out.spike_trains["2"].flatten().tolist() == [2.0, 0.0, 1.0]
     assert out.sops == {"1": 3.0}  # input counts 2 + 1, one target each
     assert out.neuron_updates == {"2": 3}

@@ -18,10 +18,10 @@ def same_result(a, b):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_event_pieces_equal_one_shot(seed):
+def test_event_pieces_equal_one_shot(seed, strategy):
     rng = np.random.default_rng(seed)
     sensor, T = (14, 12, 2), 7
-    sim = EventSimulator(random_conv_net(rng, sensor, seed))
+    sim = EventSimulator(random_conv_net(rng, sensor, seed), strategy=strategy)
     events = random_events(rng, sensor, 1500, duration=7_123)
     one_shot = sim.run(events, sensor, T, record=True)
 
@@ -36,10 +36,10 @@ def test_event_pieces_equal_one_shot(seed):
     same_result(stream.result(), one_shot)
 
 
-def test_frame_pieces_and_single_steps_equal_one_shot():
+def test_frame_pieces_and_single_steps_equal_one_shot(strategy):
     rng = np.random.default_rng(7)
     sensor = (12, 12, 2)
-    sim = EventSimulator(random_conv_net(rng, sensor, 5))
+    sim = EventSimulator(random_conv_net(rng, sensor, 5), strategy=strategy)
     frames = torch.from_numpy((rng.random((9, 2, 12, 12)) < 0.1).astype(np.float32))
     one_shot = sim.run(frames, record=True)
     stream = sim.stream(record=True)
@@ -59,13 +59,13 @@ def test_stream_rejects_going_back_in_time():
         stream.push(events[:50], sensor, bin_us=1000)
 
 
-def test_ms_resnet_stream_step_by_step_equals_one_shot():
+def test_ms_resnet_stream_step_by_step_equals_one_shot(strategy):
     models = pytest.importorskip("snnres.models")
     from sim_testnets import dyadic_
 
     rng = np.random.default_rng(11)
     net = dyadic_(models.create_model("ms-resnet-cifar8", num_classes=4, T=5, in_channels=2, widths=(8, 8, 8)), rng)
-    sim = EventSimulator(net)
+    sim = EventSimulator(net, strategy=strategy)
     frames = torch.from_numpy(rng.integers(0, 2, (5, 2, 12, 12)) * (rng.random((5, 2, 12, 12)) < 0.2)).float()
     one_shot = sim.run(frames, record=True)
     stream = sim.stream(record=True)
