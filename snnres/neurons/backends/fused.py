@@ -65,9 +65,9 @@ def input_grad_fused(kernels: ModuleType, x_seq: torch.Tensor, grad_spikes: torc
                      need_tau: bool, compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, float | None]:
     """The backward kernel alone, for a run from rest: ``(dL/dx_seq, dL/dtau or None)`` given
     ``dL/dspikes``. A caller that kept only the neuron's input (or can recompute it) needs nothing else."""
+    tau_value = float(tau.detach()) if isinstance(tau, torch.Tensor) else float(tau)
     grad_x, _, grad_tau = kernels.backward(_as_rows(x_seq.detach(), compute_dtype), None,
-                                           _as_rows(grad_spikes, compute_dtype), None, float(tau), params,
-                                           need_tau)
+                                           _as_rows(grad_spikes, compute_dtype), None, tau_value, params, need_tau)
     return grad_x.reshape(x_seq.shape).to(x_seq.dtype), grad_tau
 
 
