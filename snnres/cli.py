@@ -62,11 +62,11 @@ def _key_values(pairs: list[str] | None) -> dict:
 
 TRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a TrainConfig field
     "--arch": (str, "architecture (snnres models lists them)"),
-    "--dataset": (str, "data set (default synthetic-dvs, built in)"),
-    "--data-dir": (str, "data root (default datasets/)"),
+    "--dataset": (str, "data set (synthetic-dvs is built in)"),
+    "--data-dir": (str, "data root"),
     "--epochs": (int, "epochs"),
     "--batch-size": (int, "global batch size (split over DDP processes)"),
-    "--T": (int, "time steps"),
+    "--T": (int, "time steps (default: the data set's, or 4)"),
     "--lr": (float, "peak learning rate (cosine schedule)"),
     "--optimizer": (str, "sgd or adamw"),
     "--momentum": (float, "SGD momentum"),
@@ -76,14 +76,44 @@ TRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a TrainConfig field
     "--amp-dtype": (str, "bf16 or fp16 with --amp"),
     "--workers": (int, "data loader workers"),
     "--seed": (int, "random seed"),
-    "--out": (str, "run folder (config, logs, last.pt, best.pt)"),
+    "--out": (str, "run folder (config, logs, last.pt, best.pt); with --resume: the checkpoint's folder"),
     "--resume": (str, "continue exactly from this last.pt"),
     "--init-from": (str, "start from this checkpoint's weights, e.g. snnres pretrain's last.pt (new head)"),
     "--device": (str, "auto, cpu, cuda or cuda:N"),
     "--max-steps-per-epoch": (int, "cap on steps per epoch (smoke runs)"),
+    "--save-every": (int, "also write last.pt every N steps, so that a crash loses at most N steps"),
+    "--on-nonfinite": (str, "stop or skip: what a step whose loss or gradients are NaN/inf does"),
+    "--spike-table": (str, "stages or layers: rows of the final spike table"),
 }
 TRAIN_SWITCHES = {"--amp": "mixed precision on CUDA", "--compile": "torch.compile the model",
                   "--sync-bn": "SyncBatchNorm under DDP (CUDA)", "--download": "download the data set if missing"}
+#: Flags of the commands that run a checkpoint on its data set (eval, energy-report).
+CHECKPOINT_DATA_FLAGS = {
+    "--dataset": dict(help="data set (default: the one it was trained on, test split, no augmentation)"),
+    "--data-dir": dict(help="data root (default: the training run's)"),
+    "--batch-size": dict(type=int, help="batch size (default: the training run's)"),
+    "--T": dict(type=int, help="time steps (default: the checkpoint's)"),
+    "--max-batches": dict(type=int, help="stop after this many batches (default: all)"),
+    "--device": dict(default="auto", help="auto, cpu, cuda or cuda:N"),
+}
+
+
+def _train_defaults() -> dict[str, str]:
+    """What each train flag defaults to, for --help: TrainConfig's value, and the recipes' where they set it."""
+    from dataclasses import fields
+
+    from .train.config import RECIPES, TrainConfig
+
+    shown = {}
+    for f in fields(TrainConfig):
+        recipe = RECIPES.get(TrainConfig.dataset, {})
+        value = recipe.get(f.name, f.default)
+        note = f"{value!r}" if not isinstance(value, str) else value
+        if any(f.name in r for r in RECIPES.values()):
+            note += f" ({TrainConfig.dataset}'s recipe; each data set's recipe sets its own)" \
+                if f.name in recipe else " (or the data set's recipe)"
+        shown[f.name] = note
+    return shown
 
 
 def _overrides(args: argparse.Namespace) -> tuple[dict, set[str]]:
@@ -97,18 +127,30 @@ def _overrides(args: argparse.Namespace) -> tuple[dict, set[str]]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import CheckpointError, TrainingDiverged, build_config, train
+    from .train import build_config, train
 
     overrides, explicit = _overrides(args)
-    try:
-        cfg = build_config(overrides, args.config)
-        train(cfg, explicit)
-    except (CheckpointError, TrainingDiverged, ValueError, FileNotFoundError) as error:
-        print(f"snnres train: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    train(build_config(overrides, args.config), explicit)
     return 0
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model (default: ms-resnet18 on synthetic-dvs, CPU-sized)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Flags override --config, which overrides the data set's recipe "
+                                   "(snnres/train/config.py).")
+    p.add_argument("--config", help="YAML file of options; flags override it")
+    defaults = _train_defaults()
+    for flag, (kind, text) in TRAIN_FLAGS.items():
+        field = flag[2:].replace("-", "_")
+        shown = "" if "default:" in text else f" (default: {defaults.get(field, 'None')})"
+        p.add_argument(flag, type=kind, default=None, help=text + shown)
+    for flag, text in TRAIN_SWITCHES.items():
+        p.add_argument(flag, action="store_true", default=None, help=f"{text} (default: off)")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="extra create_model argument")
+    p.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
+                   help="extra make_dataset argument (merged key by key with the recipe's)")
+    p.set_defaults(func=_train)
 
 
 PRETRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a PretrainConfig field
@@ -138,99 +180,126 @@ PRETRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a PretrainConfig
 
 def _pretrain(args: argparse.Namespace) -> int:
     from .pretrain import build_pretrain_config, pretrain
-    from .train import CheckpointError, TrainingDiverged
 
     overrides, explicit = _overrides(args)
-    try:
-        cfg = build_pretrain_config(overrides, args.config)
-        pretrain(cfg, explicit)
-    except (CheckpointError, TrainingDiverged, ValueError, FileNotFoundError, ImportError, TypeError) as error:
-        print(f"snnres pretrain: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    pretrain(build_pretrain_config(overrides, args.config), explicit)
     return 0
+
+
+def _add_pretrain(sub) -> None:
+    pre = sub.add_parser("pretrain", help="masked image pre-training of a ViT: MIRL or MAE (CPU-sized default)")
+    pre.add_argument("--config", help="YAML file of options; flags override it")
+    for flag, (kind, text) in PRETRAIN_FLAGS.items():
+        pre.add_argument(flag, type=kind, default=None, help=text)
+    pre.add_argument("--cross-attention", action=argparse.BooleanOptionalAction, default=None,
+                     help="decoders attend to the shallower segments (default: on for MIRL, off for MAE)")
+    pre.add_argument("--pred-weight-norm", action=argparse.BooleanOptionalAction, default=None,
+                     help="unit-norm prediction layer (default: on for MIRL, off for MAE)")
+    pre.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
+                     help="per-patch normalised target (default on)")
+    pre.add_argument("--download", action="store_true", default=None, help="download the data set if missing")
+    pre.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                     help="create_model argument (depth, embed_dim, num_heads, patch_size, ...)")
+    pre.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE", help="extra make_dataset argument")
+    pre.set_defaults(func=_pretrain)
+
+
+def _add_checkpoint_data_flags(parser) -> None:
+    parser.add_argument("checkpoint")
+    for flag, options in CHECKPOINT_DATA_FLAGS.items():
+        parser.add_argument(flag, **options)
+
+
+def _checkpoint_loader(args):
+    """(checkpoint, loader) for the commands that run a checkpoint on its data set (never augmented)."""
+    from .train import open_trained
+
+    trained = open_trained(args.checkpoint)
+    loader = trained.loader(args.batch_size, name=args.dataset, data_dir=args.data_dir, T=args.T)
+    return trained, loader
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .train import CheckpointError, evaluate
+    from .train import evaluate
     from .train.run import resolve_device
 
-    try:
-        model, info, dataset, loader = _checkpoint_loader(args)
-    except CheckpointError as error:
-        print(f"snnres eval: {error}", file=sys.stderr)
-        return 2
+    trained, loader = _checkpoint_loader(args)
     device = resolve_device(args.device)
-    result = evaluate(model.to(device), loader, device, max_batches=args.max_batches)
-    print(f"{args.checkpoint} on {dataset} ({result.samples} samples): top-1 {result.top1:.4f}  "
-          f"top-5 {result.top5:.4f}  loss {result.loss:.4f}")
+    result = evaluate(trained.model.to(device), loader, device, max_batches=args.max_batches)
+    name = args.dataset or trained.dataset_name
+    print(f"{args.checkpoint} on {name} ({result.samples} samples): "
+          f"top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  loss {result.loss:.4f}")
+    if args.json:
+        import json
+
+        from .files import write_text
+
+        record = {"checkpoint": str(args.checkpoint), "dataset": name, "samples": result.samples,
+                  "top1": result.top1, "top5": result.top5, "loss": result.loss}
+        print(f"wrote {write_text(args.json, json.dumps(record, indent=2))}")
     return 0
 
 
-def _checkpoint_loader(args, train: bool = False):
-    """(model, info, loader) for the commands that run a checkpoint on a data set."""
-    from torch.utils.data import DataLoader
-
-    from .data import make_dataset
-    from .train import load_checkpoint
-
-    model, info = load_checkpoint(args.checkpoint)
-    config = info.get("config") or {}
-    dataset = args.dataset or config.get("dataset", "synthetic-dvs")
-    extra = (config.get("dataset_kwargs") or {}) if dataset == config.get("dataset") else {}
-    data = make_dataset(dataset, root=args.data_dir or config.get("data_dir", "datasets"), train=train,
-                        T=args.T or info["model_args"]["T"], **extra)
-    return model, info, dataset, DataLoader(data, args.batch_size)
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="top-1/top-5 and loss of a checkpoint on its test split",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_checkpoint_data_flags(p)
+    p.add_argument("--json", help="write top-1, top-5 and loss as JSON here")
+    p.set_defaults(func=_eval)
 
 
 def _energy_report(args: argparse.Namespace) -> int:
+    from .energy import energy_model
+
+    trained, loader = _checkpoint_loader(args)
+    constants = energy_model(args.preset, args.e_ac, args.e_mac)
+    if args.event_driven:
+        return _event_driven_energy(args, trained, loader, constants)
+    return _dense_energy(args, trained, loader, constants)
+
+
+def _event_driven_energy(args, trained, loader, constants) -> int:
+    import json
+
+    import torch
+
+    from .files import write_text
+    from .neurons.backends import unavailable_reason
+    from .sim.loader_counts import count_over_loader
+    from .train.run import resolve_device
+
+    device = resolve_device(args.device)  # the GPU simulator where CuPy can run, else the CPU one
+    if device.type == "cuda" and args.device == "auto" and unavailable_reason("cupy", device) is not None:
+        device = torch.device("cpu")
+    result = count_over_loader(trained.model, loader, args.max_batches, trained.T, device)
+    result["energy_pj"] = result["sops"] * constants.e_ac_pj + result["macs"] * constants.e_mac_pj
+    print(f"event-driven simulation, {result['samples']} samples, per sample: {result['sops']:.4g} SOPs, "
+          f"{result['macs']:.4g} MACs, {result['neuron_updates']:.4g} neuron updates -> "
+          f"{result['energy_pj'] / 1e6:.4g} uJ (E_AC {constants.e_ac_pj} pJ, E_MAC {constants.e_mac_pj} pJ)")
+    for layer, value in result["per_sample"]["sops"].items():
+        print(f"  {layer:40s} {value:12.4g} SOPs")
+    if args.json:
+        print(f"wrote {write_text(args.json, json.dumps(result, indent=2))}")
+    return 0
+
+
+def _dense_energy(args, trained, loader, constants) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .energy import energy_model, energy_report
-    from .train import CheckpointError
+    from .energy import energy_report
     from .train.run import resolve_device
 
-    try:
-        model, info, dataset, loader = _checkpoint_loader(args)
-    except CheckpointError as error:
-        print(f"snnres energy-report: {error}", file=sys.stderr)
-        return 2
-    constants = energy_model(args.preset, args.e_ac, args.e_mac)
-    if args.event_driven:
-        import json
-
-        import torch
-
-        from .neurons.backends import unavailable_reason
-        from .sim.loader_counts import count_over_loader
-
-        try:
-            device = resolve_device(args.device)  # the GPU simulator where CuPy can run, else the CPU one
-            if device.type == "cuda" and args.device == "auto" and unavailable_reason("cupy", device) is not None:
-                device = torch.device("cpu")
-            result = count_over_loader(model, loader, args.max_batches, info["model_args"]["T"], device)
-        except (RuntimeError, ValueError) as error:
-            print(f"snnres energy-report: {error}", file=sys.stderr)
-            return 2
-        result["energy_pj"] = result["sops"] * constants.e_ac_pj + result["macs"] * constants.e_mac_pj
-        print(f"event-driven simulation, {result['samples']} samples, per sample: {result['sops']:.4g} SOPs, "
-              f"{result['macs']:.4g} MACs, {result['neuron_updates']:.4g} neuron updates -> "
-              f"{result['energy_pj'] / 1e6:.4g} uJ (E_AC {constants.e_ac_pj} pJ, E_MAC {constants.e_mac_pj} pJ)")
-        for layer, value in result["per_sample"]["sops"].items():
-            print(f"  {layer:40s} {value:12.4g} SOPs")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2)
-            print(f"wrote {args.json}")
-        return 0
     device = resolve_device(args.device)
-    report = energy_report(model.to(device), loader, args.max_batches, constants, device)
+    report = energy_report(trained.model.to(device), loader, args.max_batches, constants, device)
     console = Console()
-    table = Table("layer", "kind", "neurons", "spikes/neuron", "firing rate", "SOPs", "MACs",
-                  title=f"{info['model_args']['arch']} on {dataset}, {report.samples} samples, per sample")
-    for r in report.layers:
+    rows = report.layers if args.layers else _energy_rows_per_stage(report.layers)
+    table = Table(title=f"{trained.info['model_args']['arch']} on {args.dataset or trained.dataset_name}, "
+                        f"{report.samples} samples, per sample" + ("" if args.layers else " (per stage: --layers for every layer)"))
+    table.add_column("layer" if args.layers else "stage", overflow="fold")
+    for header in ("kind", "neurons", "spikes/neuron", "firing rate", "SOPs", "MACs"):
+        table.add_column(header, justify="right", overflow="fold")
+    for r in rows:
         table.add_row(r["name"], r["kind"], str(r["neurons"] or ""),
                       "" if r["spikes_per_neuron"] is None else f"{r['spikes_per_neuron']:.3f}",
                       "" if r["firing_rate"] is None else f"{r['firing_rate']:.4f}",
@@ -251,17 +320,83 @@ def _energy_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _energy_rows_per_stage(layers: list[dict]) -> list[dict]:
+    """The report's rows summed per (stage, kind): neurons, spikes, SOPs and MACs add up."""
+    from .train.monitor import stage_of
+
+    groups: dict[tuple[str, str], dict] = {}
+    for r in layers:
+        g = groups.setdefault((stage_of(r["name"]), r["kind"]), {"name": stage_of(r["name"]), "kind": r["kind"],
+                                                                  "neurons": 0, "spikes": 0.0, "sops": 0.0,
+                                                                  "macs": 0.0, "rate_weight": 0.0})
+        g["neurons"] += r["neurons"] or 0
+        g["spikes"] += r["spikes"] or 0.0
+        g["sops"] += r["sops"] or 0.0
+        g["macs"] += r["macs"] or 0.0
+        g["rate_weight"] += (r["firing_rate"] or 0.0) * (r["neurons"] or 0)
+    rows = []
+    for g in groups.values():
+        neurons = g["neurons"]
+        rows.append({**g, "spikes_per_neuron": g["spikes"] / neurons if neurons else None,
+                     "firing_rate": g["rate_weight"] / neurons if neurons else None})
+    return rows
+
+
+def _add_energy_report(sub) -> None:
+    p = sub.add_parser("energy-report", help="spikes per neuron, SOPs, MACs and energy vs the ANN",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_checkpoint_data_flags(p)
+    p.add_argument("--preset", default="45nm-fp32", help="energy constants: 45nm-fp32, 45nm-fp16, 45nm-int32, 45nm-int8")
+    p.add_argument("--e-ac", type=float, help="pJ per accumulate (overrides the preset)")
+    p.add_argument("--e-mac", type=float, help="pJ per multiply-accumulate (overrides the preset)")
+    p.add_argument("--json", help="write the report as JSON here")
+    p.add_argument("--plot", help="write the report's figure (PNG) here")
+    p.add_argument("--layers", action="store_true", help="one row per layer instead of per stage")
+    p.add_argument("--event-driven", action="store_true",
+                   help="count with the event-driven simulator (exact per-event SOPs and neuron updates)")
+    p.set_defaults(func=_energy_report)
+
+
 def _export(args: argparse.Namespace) -> int:
     from .export.cli import export_command
 
     return export_command(args.checkpoint, args.format, args.output, args.dt, args.allow_lossy, args.input_shape)
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint for neuromorphic hardware (NIR)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--format", default="nir", help="output format (nir)")
+    p.add_argument("-o", "--output", required=True, help="file to write, e.g. model.nir")
+    p.add_argument("--dt", type=float, default=1e-4, help="NIR time step in seconds")
+    p.add_argument("--allow-lossy", action="store_true", help="export soft reset as hard reset, with a warning")
+    p.add_argument("--input-shape", type=int, nargs="+", metavar="N",
+                   help="one sample at one step, e.g. 2 32 32 (default: recorded in the checkpoint)")
+    p.set_defaults(func=_export)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from .sim.cli import simulate_command
 
     sensor = tuple(args.sensor_size) if args.sensor_size else None
-    return simulate_command(args.checkpoint, args.events, args.T, sensor, args.device)
+    return simulate_command(args.checkpoint, args.events, args.T, sensor, args.device, sample=args.sample,
+                            split=args.split)
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="run a checkpoint event by event on one recording, with exact counts",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", help=".npy of Tonic structured events (x, y, p, t)")
+    source.add_argument("--sample", type=int, metavar="N", help="recording N of the checkpoint's data set")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="the split --sample reads")
+    p.add_argument("--T", type=int, help="time bins (default: the checkpoint's T)")
+    p.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"),
+                   help="sensor size (default: recorded in the checkpoint)")
+    p.add_argument("--device", default="cpu", help="cpu (numba kernels) or cuda[:N] (CuPy kernels)")
+    p.set_defaults(func=_simulate)
 
 
 def _sweep_depth(args: argparse.Namespace) -> int:
@@ -309,90 +444,26 @@ def _diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="snnres", description="Deep residual spiking neural networks.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run a LIF layer through every available backend")
-    demo.add_argument("--T", type=int, default=8, help="time steps (default 8)")
-    demo.add_argument("--neurons", type=int, default=2**16, help="neurons in the layer (default 65536)")
-    demo.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
-    demo.set_defaults(func=_demo)
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="run a LIF layer through every available backend",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--T", type=int, default=8, help="time steps")
+    p.add_argument("--neurons", type=int, default=2**16, help="neurons in the layer")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats")
+    p.set_defaults(func=_demo)
+
+
+def _add_backends(sub) -> None:
     sub.add_parser("backends", help="which neuron backends can run here, and why not").set_defaults(func=_backends)
+
+
+def _add_models(sub) -> None:
     sub.add_parser("models", help="list the registered architectures").set_defaults(func=_models)
 
-    train = sub.add_parser("train", help="train a model (default: ms-resnet18 on synthetic-dvs, CPU-sized)")
-    train.add_argument("--config", help="YAML file of options; flags override it")
-    for flag, (kind, text) in TRAIN_FLAGS.items():
-        train.add_argument(flag, type=kind, default=None, help=text)
-    for flag, text in TRAIN_SWITCHES.items():
-        train.add_argument(flag, action="store_true", default=None, help=text)
-    train.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="extra create_model argument")
-    train.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE", help="extra make_dataset argument")
-    train.set_defaults(func=_train)
 
-    pre = sub.add_parser("pretrain", help="masked image pre-training of a ViT: MIRL or MAE (CPU-sized default)")
-    pre.add_argument("--config", help="YAML file of options; flags override it")
-    for flag, (kind, text) in PRETRAIN_FLAGS.items():
-        pre.add_argument(flag, type=kind, default=None, help=text)
-    pre.add_argument("--cross-attention", action=argparse.BooleanOptionalAction, default=None,
-                     help="decoders attend to the shallower segments (default: on for MIRL, off for MAE)")
-    pre.add_argument("--pred-weight-norm", action=argparse.BooleanOptionalAction, default=None,
-                     help="unit-norm prediction layer (default: on for MIRL, off for MAE)")
-    pre.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
-                     help="per-patch normalised target (default on)")
-    pre.add_argument("--download", action="store_true", default=None, help="download the data set if missing")
-    pre.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
-                     help="create_model argument (depth, embed_dim, num_heads, patch_size, ...)")
-    pre.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE", help="extra make_dataset argument")
-    pre.set_defaults(func=_pretrain)
-
-    ev = sub.add_parser("eval", help="top-1/top-5 and loss of a checkpoint")
-    ev.add_argument("checkpoint")
-    ev.add_argument("--dataset", help="default: the data set it was trained on")
-    ev.add_argument("--data-dir")
-    ev.add_argument("--batch-size", type=int, default=64)
-    ev.add_argument("--T", type=int)
-    ev.add_argument("--device", default="auto")
-    ev.add_argument("--max-batches", type=int)
-    ev.set_defaults(func=_eval)
-
-    er = sub.add_parser("energy-report", help="spikes per neuron, SOPs, MACs and energy vs the ANN")
-    er.add_argument("checkpoint")
-    er.add_argument("--dataset", help="default: the data set it was trained on (test split)")
-    er.add_argument("--data-dir")
-    er.add_argument("--batch-size", type=int, default=32)
-    er.add_argument("--T", type=int)
-    er.add_argument("--max-batches", type=int)
-    er.add_argument("--device", default="auto")
-    er.add_argument("--preset", default="45nm-fp32", help="energy constants: 45nm-fp32 (default), 45nm-fp16, 45nm-int32, 45nm-int8")
-    er.add_argument("--e-ac", type=float, help="pJ per accumulate (overrides the preset)")
-    er.add_argument("--e-mac", type=float, help="pJ per multiply-accumulate (overrides the preset)")
-    er.add_argument("--json", help="write the report as JSON here")
-    er.add_argument("--plot", help="write the report's figure (PNG) here")
-    er.add_argument("--event-driven", action="store_true",
-                    help="count with the event-driven simulator (exact per-event SOPs and neuron updates)")
-    er.set_defaults(func=_energy_report)
-
-    ex = sub.add_parser("export", help="export a checkpoint for neuromorphic hardware (NIR)")
-    ex.add_argument("checkpoint")
-    ex.add_argument("--format", default="nir", help="output format (nir)")
-    ex.add_argument("-o", "--output", required=True, help="file to write, e.g. model.nir")
-    ex.add_argument("--dt", type=float, default=1e-4, help="NIR time step in seconds (default 1e-4)")
-    ex.add_argument("--allow-lossy", action="store_true", help="export soft reset as hard reset, with a warning")
-    ex.add_argument("--input-shape", type=int, nargs="+", metavar="N",
-                    help="one sample at one step, e.g. 2 32 32 (default: from the checkpoint's data set)")
-    ex.set_defaults(func=_export)
-
-    sm = sub.add_parser("simulate", help="run a checkpoint event by event on an event file, with exact counts")
-    sm.add_argument("checkpoint")
-    sm.add_argument("--events", required=True, help=".npy of Tonic structured events (x, y, p, t)")
-    sm.add_argument("--T", type=int, help="time bins (default: the checkpoint's T)")
-    sm.add_argument("--sensor-size", type=int, nargs=3, metavar=("W", "H", "P"),
-                    help="sensor size (default: from the checkpoint's data set)")
-    sm.add_argument("--device", default="cpu", help="cpu (numba kernels) or cuda[:N] (CuPy kernels)")
-    sm.set_defaults(func=_simulate)
-
-    sw = sub.add_parser("sweep-depth", help="the degradation study: accuracy and loss vs depth per family")
+def _add_sweep_depth(sub) -> None:
+    sw = sub.add_parser("sweep-depth", help="the degradation study: accuracy and loss vs depth per family",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sw.add_argument("--family", default="ms-resnet-cifar,spiking-resnet,sew-resnet,ds-resnet,resnet")
     sw.add_argument("--depths", default="8,14,20,32,56,110")
     sw.add_argument("--dataset", default="synthetic-dvs")
@@ -411,7 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", default="runs/sweep")
     sw.set_defaults(func=_sweep_depth)
 
-    dg = sub.add_parser("diagnose", help="per-block gradient norm and firing rate through depth")
+
+def _add_diagnose(sub) -> None:
+    dg = sub.add_parser("diagnose", help="per-block gradient norm and firing rate through depth",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     dg.add_argument("--arch", required=True)
     dg.add_argument("--steps", type=int, default=3, help="training steps before the second profile")
     dg.add_argument("--batch-size", type=int, default=1)
@@ -420,12 +494,55 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--model-arg", action="append", metavar="KEY=VALUE")
     dg.add_argument("--out", default="runs/diagnose")
     dg.set_defaults(func=_diagnose)
+
+
+#: Every subcommand's parser builder, in the order ``snnres --help`` lists them: one line each.
+COMMANDS = [_add_demo, _add_backends, _add_models, _add_train, _add_pretrain, _add_eval, _add_energy_report, _add_export,
+            _add_simulate, _add_sweep_depth, _add_diagnose]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snnres", description="Deep residual spiking neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return parser
+
+
+#: The exit status of every user error (bad option, missing file, unusable checkpoint, full disk).
+USER_ERROR = 2
+INTERRUPTED = 130
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that are the user's to fix: printed as one message, never as a traceback."""
+    from .data import CorruptFileError, DatasetNotFoundError, DownloadError, MissingPackageError
+    from .files import WriteError
+    from .train import CheckpointError, TrainingDiverged
+
+    errors = [CheckpointError, TrainingDiverged, DatasetNotFoundError, DownloadError, CorruptFileError,
+              MissingPackageError, WriteError, FileNotFoundError, PermissionError, ValueError, TypeError, ImportError]
+    try:
+        from .export.errors import ExportError
+        from .sim.graph import UnsupportedLayerError
+
+        errors += [ExportError, UnsupportedLayerError]
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt as interrupt:
+        print(f"snnres {args.command}: {interrupt or 'interrupted'}", file=sys.stderr)
+        return INTERRUPTED
+    except user_errors() as error:
+        message = str(error) or type(error).__name__
+        print(f"snnres {args.command}: {message}", file=sys.stderr)
+        return USER_ERROR
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Data sets behind one call: `make_dataset(name, root, train, T, download, **options)`."""
 
-from .errors import CorruptFileError, DatasetNotFoundError, DownloadError, MissingPackageError
+from .errors import CorruptFileError, DatasetLayoutError, DatasetNotFoundError, DownloadError, MissingPackageError
 from .events import EVENT_DTYPE, EventFrameDataset, FrameAugment, bin_events
 from .registry import list_datasets, make_dataset
 from .synthetic import SyntheticDVS, SyntheticDVSConfig
@@ -17,5 +17,6 @@ __all__ = [
     "DatasetNotFoundError",
     "DownloadError",
     "CorruptFileError",
+    "DatasetLayoutError",
     "MissingPackageError",
 ]

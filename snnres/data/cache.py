@@ -1,28 +1,81 @@
 """On-disk frame cache: one `.npy` file per sample, written atomically.
 
-Writers save to a private temporary file in the cache folder and `os.replace` it onto the final
-name, so a reader sees either no file or a complete one, and two processes building the same
+Writers save through `snnres.files.atomic_write` (a private temporary file in the cache folder,
+renamed onto the final name), so a reader sees either no file or a complete one, and two processes building the same
 entry at once both end with a good file (the contents are identical; the last rename wins).
-Leftover `*.tmp` files from a killed writer are never read. A file that is nevertheless short or
+Leftover temporary files from a killed writer are never read. A file that is nevertheless short or
 of the wrong shape (a disk filled up, someone truncated it) fails the checks in `load`, is
 treated as missing and is rebuilt.
+
+The cache lives under the data root (`root/.cache/...`) when that can be written; a read-only data
+folder (a shared mount, a container image) gets its cache under `$SNNRES_CACHE` or the platform's
+user cache folder instead, in a sub-folder named after the data root, with a one-line notice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
+
 CACHE_FORMAT_VERSION = 1
+
+
+log = logging.getLogger(__name__)
 
 
 def cache_folder(root: Path, dataset: str, split: str, binning: str) -> Path:
     """`root/.cache/<dataset>/<split>/<binning>`: the only place under root the loaders write."""
     return Path(root) / ".cache" / dataset / split / f"v{CACHE_FORMAT_VERSION}-{binning}"
+
+
+def user_cache_root() -> Path:
+    """`$SNNRES_CACHE`, else the platform's user cache folder + `snnres` (XDG on Linux)."""
+    if os.environ.get("SNNRES_CACHE"):
+        return Path(os.environ["SNNRES_CACHE"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "snnres"
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (made if missing): tried, not guessed from modes."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".probe")
+        os.close(handle)
+        os.unlink(name)
+        return True
+    except OSError:
+        return False
+
+
+def writable_cache_folder(root: Path, dataset: str, split: str, binning: str) -> Path | None:
+    """`cache_folder(root, ...)` when it can be written, else the same folders under
+    `user_cache_root()/<root name>-<hash of its absolute path>` (said in one line); None (no cache,
+    also said) when neither can be written."""
+    preferred = cache_folder(root, dataset, split, binning)
+    if writable(preferred):
+        return preferred
+    absolute = Path(root).resolve()
+    tag = f"{absolute.name or 'root'}-{hashlib.sha1(str(absolute).encode()).hexdigest()[:10]}"
+    fallback = user_cache_root() / tag / preferred.relative_to(Path(root) / ".cache")
+    if writable(fallback):
+        log.warning("%s is read-only: frame cache in %s (set SNNRES_CACHE to choose)", root, fallback)
+        return fallback
+    log.warning("neither %s nor %s can be written: frames are not cached (set SNNRES_CACHE)", preferred, fallback)
+    return None
 
 
 def smallest_count_dtype(frames: np.ndarray) -> np.dtype:
@@ -61,13 +114,9 @@ class FrameCache:
             raise ValueError(f"cache expects frames of shape {self.shape}, got {frames.shape}")
         self.folder.mkdir(parents=True, exist_ok=True)
         compact = frames.astype(smallest_count_dtype(frames), copy=False)
-        handle, temp_name = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as file:  # a file object: np.save would append .npy to a name
                 np.save(file, compact, allow_pickle=False)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp_name, self.path(key))
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+
+        atomic_write(self.path(key), save)

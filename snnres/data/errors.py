@@ -30,13 +30,36 @@ class DownloadError(RuntimeError):
 
 
 class CorruptFileError(ValueError):
-    """A data file exists but cannot be decoded (truncated, wrong format)."""
+    """A data file exists but cannot be decoded or holds events no sensor of the set could record
+    (truncated, another format, unsorted or out-of-sensor events)."""
 
-    def __init__(self, path: Path | str, reason: str):
+    def __init__(self, path: Path | str, reason: str | None = None):
+        if reason is None:  # rebuilt from its message (a DataLoader worker re-raises it so)
+            self.path, self.reason = None, None
+            super().__init__(str(path))
+            return
         self.path, self.reason = Path(path), reason
         super().__init__(
-            f"corrupt or truncated data file {self.path}: {reason}. Replace the file with a fresh "
-            f"copy, or pass skip_corrupt=True to leave such files out."
+            f"bad data file {path}: {reason}. Replace the file with a fresh copy, or pass "
+            f"skip_corrupt=True to leave such files out."
+        )
+
+
+class DatasetLayoutError(ValueError):
+    """Entries in a data set's folder that do not fit its layout (their labels would be wrong)."""
+
+    def __init__(self, name: str, folder: Path | str, strays: list[tuple[Path, str]] | None = None, layout: str = ""):
+        if strays is None:  # rebuilt from its message
+            super().__init__(name)
+            return
+        self.strays = strays
+        listed = "\n".join(f"  {path}: {why}" for path, why in strays[:10])
+        more = f"\n  ... and {len(strays) - 10} more" if len(strays) > 10 else ""
+        super().__init__(
+            f"data set {name!r}: {len(strays)} entr{'y' if len(strays) == 1 else 'ies'} in {folder} "
+            f"do{'es' if len(strays) == 1 else ''} not fit its layout:\n{listed}{more}\n"
+            f"expected layout:\n{layout}\n"
+            f"move or delete them, or pass skip_corrupt=True to leave them out"
         )
 
 

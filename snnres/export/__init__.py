@@ -1,7 +1,7 @@
 """Export to the Neuromorphic Intermediate Representation (NIR) and load NIR graphs back.
 
 ``to_nir(model, input_shape, dt=1e-4) -> nir.NIRGraph`` and ``from_nir(graph) -> nn.Module``;
-``nir`` and ``nirtorch`` come with the ``export`` extra (``pip install snnres[export]``).
+``nir`` and ``nirtorch`` are dependencies of snnres.
 """
 
 from .errors import ExportError
@@ -21,7 +21,7 @@ def _nir():
     try:
         from . import nir as module
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(f"NIR export needs the nir package ({error}); pip install 'snnres[export]'") from None
+        raise ImportError(f"NIR export needs the nir package ({error}); pip install nir nirtorch (dependencies of snnres)") from None
     return module
 
 
@@ -29,7 +29,7 @@ def _load():
     try:
         from . import load as module
     except ImportError as error:  # pragma: no cover
-        raise ImportError(f"NIR import needs the nir package ({error}); pip install 'snnres[export]'") from None
+        raise ImportError(f"NIR import needs the nir package ({error}); pip install nir nirtorch (dependencies of snnres)") from None
     return module
 
 

@@ -2,88 +2,61 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 FORMATS = ("nir",)
+USER_ERROR = 2  # the exit status of every user error (as snnres.cli.USER_ERROR)
 
 
 def export_command(checkpoint: str, fmt: str, output: str, dt: float, allow_lossy: bool,
                    input_shape: Sequence[int] | None = None) -> int:
-    """Load ``checkpoint``, export it, write ``output`` with ``nir.write``; returns the exit code.
+    """Load ``checkpoint``, export it, write ``output`` with ``nir.write``; returns the exit code
+    (0, or 2 for any user error: the message goes to stderr).
 
-    ``input_shape`` (one sample at one time step, e.g. ``(2, 34, 34)``) defaults to the shape of
-    the first sample of the checkpoint's data set (``info["config"]``).
+    ``input_shape`` (one sample at one time step, e.g. ``(2, 34, 34)``) defaults to the one the
+    checkpoint records (``TrainedCheckpoint.input_shape``).
     """
-    if fmt.lower() not in FORMATS:
-        print(f"error: unknown export format {fmt!r}; supported: {', '.join(FORMATS)}", file=sys.stderr)
-        return 2
-    import snnres
-
+    from ..files import WriteError
+    from ..train import CheckpointError, open_trained
     from . import ExportError, to_nir
 
+    if fmt.lower() not in FORMATS:
+        return _fail(f"unknown export format {fmt!r}; supported: {', '.join(FORMATS)}")
     try:
-        model, info = snnres.load_checkpoint(checkpoint)
-    except Exception as error:  # CheckpointError, missing file, unknown architecture
-        print(f"error: cannot load {checkpoint}: {error}", file=sys.stderr)
-        return 1
-    arch = info.get("model_args", {}).get("arch", type(model).__name__)
+        trained = open_trained(checkpoint)
+    except (CheckpointError, OSError) as error:
+        return _fail(f"cannot load {checkpoint}: {error}")
+    arch = trained.info.get("model_args", {}).get("arch", type(trained.model).__name__)
     try:
-        shape = tuple(int(s) for s in input_shape) if input_shape else _input_shape(info)
-    except (ValueError, OSError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    try:
-        graph = to_nir(model, shape, dt=dt, allow_lossy=allow_lossy)
+        shape = tuple(int(s) for s in input_shape) if input_shape else trained.input_shape()
+        graph = to_nir(trained.model, shape, dt=dt, allow_lossy=allow_lossy)
     except ExportError as error:
-        print(f"error: cannot export {arch} to NIR: {error}", file=sys.stderr)
-        return 1
-    path = _write(graph, Path(output))
+        return _fail(f"cannot export {arch} to NIR: {error}")
+    except (ValueError, TypeError) as error:
+        return _fail(str(error))
+    try:
+        path = _write(graph, Path(output))
+    except WriteError as error:
+        return _fail(str(error))
     print(summary(graph, arch, shape, path))
     return 0
 
 
-def _input_shape(info: dict[str, Any]) -> tuple[int, ...]:
-    """One time step of the first sample of the data set the checkpoint was trained on."""
-    config = info.get("config") or {}
-    name = config.get("dataset")
-    if not name:
-        raise ValueError("the checkpoint records no data set; pass the input shape (--input-shape C H W)")
-    from ..data import make_dataset
-
-    T = info.get("model_args", {}).get("T")
-    try:
-        dataset = make_dataset(name, root=config.get("data_dir", "datasets"), train=False, T=T,
-                               download=False, **(config.get("dataset_kwargs") or {}))
-        sample = dataset[0][0]
-    except Exception as error:
-        raise ValueError(
-            f"cannot read a sample of {name!r} to learn the input shape ({error}); pass it "
-            "(--input-shape C H W)"
-        ) from None
-    in_channels = info.get("model_args", {}).get("in_channels")
-    shape = tuple(sample.shape)
-    if len(shape) >= 4 or (in_channels is not None and len(shape) > 1 and shape[0] != in_channels):
-        shape = shape[1:]  # event frames [T, C, H, W]
-    return shape
+def _fail(message: str) -> int:
+    print(f"snnres export: {message}", file=sys.stderr)
+    return USER_ERROR
 
 
 def _write(graph, path: Path) -> Path:
-    """``nir.write`` to a temporary file, then rename, so a failed write leaves no half file."""
+    """``nir.write`` through ``atomic_write``: a failed write leaves no half file."""
     import nir
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from ..files import atomic_write
+
+    return atomic_write(path, lambda tmp: nir.write(tmp, graph))
 
 
 def summary(graph, arch: str, input_shape: tuple[int, ...], path: Path) -> str:

@@ -1,97 +1,110 @@
 """``from_nir(graph)``: a NIR graph as an snnres module that runs whole sequences.
 
-Nodes run in topological order on ``[T, B, ...]``; the edges into a node are summed. Stateless
-nodes (Conv2d, Affine, Linear, Scale, pools, Flatten) run time-merged, ``nir.LIF`` becomes an
-snnres ``LIF`` with ``tau = tau_nir / dt``, ``decay_input`` from ``r`` (1: decay_input, ``tau``:
-not; anything else: not, with the input scaled by ``r / tau``). A NIR LIF fires on
-``v > v_threshold``, ours on ``>=``: the same except on exact ties. Recurrent graphs, nested
-graphs and neuron types other than LIF have no snnres equivalent and raise ``ExportError``.
+The graph is read (``load_graph.read_graph``), its subgraphs inlined, its structure checked, every
+node's input shape worked out from the Input and checked against the node's fields
+(``load_nodes``), and each node turned into a module: stateless layers run time-merged, neurons
+follow NIR's equations stepped by forward Euler with ``dt`` (``load_neurons``), the edges into a
+node are summed. A feed-forward graph runs each node once over the whole sequence; a graph with
+cycles runs one time step at a time, every cycle cut at one edge with a one-step delay
+(``load_graph``). Neurons fire on ``v > v_threshold``, as NIR defines.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import nir
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..neurons import LIF
 from .errors import ExportError
+from .load_graph import check_structure, cut_cycles, flatten, needed_nodes, read_graph
+from .load_neurons import NIRNeuron
+from .load_nodes import Options, build, is_stateful
 
-
-class TimeMerged(nn.Module):
-    """Apply a per-sample layer to ``[T, B, ...]`` as ``[T*B, ...]``."""
-
-    def __init__(self, layer: nn.Module):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        y = self.layer(x_seq.flatten(0, 1))
-        return y.view(x_seq.shape[0], x_seq.shape[1], *y.shape[1:])
-
-
-class SumPool2d(nn.Module):
-    """Sum over each window (zero padding), NIR's SumPool2d."""
-
-    def __init__(self, kernel_size, stride, padding):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, divisor_override=1)
-
-
-class Scale(nn.Module):
-    def __init__(self, scale: torch.Tensor):
-        super().__init__()
-        self.register_buffer("scale", scale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale
-
-
-class ScaledInputLIF(nn.Module):
-    """A LIF whose input is first multiplied by a constant gain (NIR ``r`` other than 1 or tau)."""
-
-    def __init__(self, gain: float, neuron: LIF):
-        super().__init__()
-        self.gain, self.neuron = gain, neuron
-
-    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        return self.neuron(x_seq * self.gain)
+STRATEGIES = ("auto", "reference")
+DEFAULT_DT = 1e-4  # SpikingJelly's and snnTorch's default when a graph does not say
 
 
 class NIRNetwork(nn.Module):
-    """A feed-forward NIR graph over sequences; ``forward`` follows the models' input contract."""
+    """A NIR graph over sequences; ``forward`` follows the models' input contract."""
 
     def __init__(self, layers: dict[str, nn.Module], order: list[str], inputs: dict[str, list[str]],
-                 input_name: str, output_name: str, input_shape: tuple[int, ...], T: int | None, readout: str):
+                 delayed: dict[str, list[str]], shapes: dict[str, tuple[int, ...]], input_name: str,
+                 output_name: str, T: int | None, readout: str, dt: float, dtype: torch.dtype):
         super().__init__()
         # ModuleDict keys may not contain dots; NIR node names may.
         self.keys = {name: f"{i}_{name}".replace(".", "_") for i, name in enumerate(order)}
         self.layers = nn.ModuleDict({self.keys[name]: layer for name, layer in layers.items()})
-        self.order, self.inputs = order, inputs
+        self.order, self.inputs, self.delayed, self.shapes = order, inputs, delayed, shapes
         self.input_name, self.output_name = input_name, output_name
-        self.input_shape, self.T, self.readout = input_shape, T, readout
+        self.input_shape = shapes[input_name]
+        self.T, self.readout, self.dt, self.dtype = T, readout, dt, dtype
 
-    def run_sequence(self, x_seq: torch.Tensor) -> torch.Tensor:
-        """``x_seq [T, B, *input_shape]`` -> the Output node's ``[T, B, ...]``, one value per step."""
-        if tuple(x_seq.shape[2:]) != self.input_shape:
+    @property
+    def recurrent(self) -> bool:
+        return any(self.delayed.values())
+
+    def layer(self, name: str) -> nn.Module | None:
+        """The module of NIR node ``name`` (None for pass-through nodes)."""
+        key = self.keys.get(name)
+        return self.layers[key] if key in self.layers else None
+
+    def run_sequence(self, x_seq: torch.Tensor, state: dict | None = None, return_state: bool = False,
+                     record: dict | None = None):
+        """``x_seq [T, B, *input_shape]`` -> the Output node's ``[T, B, ...]``, one value per step.
+
+        ``state`` (from a previous call with ``return_state=True``) continues a stream where it
+        stopped; ``record`` (a dict) receives every node's ``[T, B, ...]`` output by name.
+        """
+        if x_seq.ndim < 2 or tuple(x_seq.shape[2:]) != self.input_shape:
             raise ValueError(f"expected [T, B, {', '.join(map(str, self.input_shape))}], got {tuple(x_seq.shape)}")
+        x_seq = x_seq.to(self.dtype)
+        state = state or {"nodes": {}, "previous": {}}
+        chunks = x_seq.split(1) if self.recurrent else (x_seq,)
+        outputs = []
+        for chunk in chunks:
+            values = self._step(chunk, state)
+            outputs.append(values[self.output_name])
+            if record is not None:
+                for name, value in values.items():
+                    record.setdefault(name, []).append(value)
+        if record is not None:
+            for name in list(record):
+                record[name] = torch.cat(record[name]) if isinstance(record[name], list) else record[name]
+        y = torch.cat(outputs)
+        return (y, state) if return_state else y
+
+    def _step(self, x_seq: torch.Tensor, state: dict) -> dict[str, torch.Tensor]:
+        """Every node once over ``x_seq``; updates ``state`` (neuron states, delayed edges' values)."""
         values = {self.input_name: x_seq}
+        batch = x_seq.shape[1]
         for name in self.order:
-            srcs = self.inputs[name]
-            x = values[srcs[0]]
-            for src in srcs[1:]:
-                x = x + values[src]
-            key = self.keys[name]
-            values[name] = self.layers[key](x) if key in self.layers else x
-        return values[self.output_name]
+            terms = [values[src] for src in self.inputs[name]]
+            terms += [self._previous(src, batch, x_seq, state) for src in self.delayed[name]]
+            x = terms[0]
+            for term in terms[1:]:
+                x = x + term
+            layer = self.layer(name)
+            if layer is None:
+                values[name] = x
+            elif hasattr(layer, "run"):
+                values[name], state["nodes"][name] = layer.run(x, state["nodes"].get(name))
+            else:
+                values[name] = layer(x)
+        for sources in self.delayed.values():
+            for src in sources:
+                state["previous"][src] = values[src][-1:]
+        return values
+
+    def _previous(self, src: str, batch: int, like: torch.Tensor, state: dict) -> torch.Tensor:
+        """A delayed edge's value: ``src``'s output of the step before (its resting output at t=0)."""
+        if src in state["previous"]:
+            return state["previous"][src]
+        zeros = like.new_zeros((1, batch, *self.shapes[src]))
+        layer = self.layer(src)
+        return layer.rest_output(zeros[0]).unsqueeze(0) if isinstance(layer, NIRNeuron) else zeros
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, *input_shape]`` (repeated T times) or ``[B, T, *input_shape]``; returns the readout."""
@@ -108,118 +121,73 @@ class NIRNetwork(nn.Module):
         return y.mean(0) if self.readout == "mean" else y
 
 
-def _uniform(node_name: str, field: str, array: np.ndarray) -> float:
-    flat = np.asarray(array).reshape(-1)
-    if flat.size == 0 or not np.all(flat == flat[0]):
-        raise ExportError(f"LIF {node_name!r}: {field} varies across neurons; snnres neurons share one value per layer")
-    return float(flat[0])
-
-
-def _lif(name: str, node: nir.LIF, dt: float, backend: str) -> nn.Module:
-    tau = _uniform(name, "tau", node.tau) / dt
-    r = _uniform(name, "r", node.r)
-    v_leak = _uniform(name, "v_leak", node.v_leak)
-    v_reset = _uniform(name, "v_reset", node.v_reset)
-    threshold = _uniform(name, "v_threshold", node.v_threshold)
-    if not tau >= 1.0 - 1e-9:
-        raise ExportError(f"LIF {name!r}: tau/dt = {tau:.4g} < 1; the discrete snnres LIF needs tau >= dt (check dt)")
-    tau = max(tau, 1.0)
-    if not math.isclose(v_leak, v_reset, rel_tol=1e-6, abs_tol=1e-12):
-        raise ExportError(f"LIF {name!r}: v_leak={v_leak} differs from v_reset={v_reset}; snnres neurons leak to v_reset")
-    decay_input = math.isclose(r, 1.0, rel_tol=1e-6)
-    neuron = LIF(tau=tau, v_threshold=threshold, v_reset=v_reset, decay_input=decay_input, backend=backend)
-    if decay_input or math.isclose(r, tau, rel_tol=1e-6):
-        return neuron
-    return ScaledInputLIF(r / tau, neuron)
-
-
-def _pair(x) -> tuple[int, int]:
-    arr = np.atleast_1d(np.asarray(x)).astype(int).reshape(-1)
-    return (int(arr[0]), int(arr[-1]))
-
-
-def _layer(name: str, node: nir.NIRNode, dt: float, backend: str, dtype: torch.dtype) -> nn.Module | None:
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a)).to(dtype).clone()  # noqa: E731
-    if isinstance(node, (nir.Input, nir.Output)):
-        return None
-    if isinstance(node, nir.LIF):
-        return _lif(name, node, dt, backend)
-    if isinstance(node, nir.Conv2d):
-        weight = as_tensor(node.weight)
-        padding = node.padding if isinstance(node.padding, str) else _pair(node.padding)
-        conv = nn.Conv2d(weight.shape[1] * int(node.groups), weight.shape[0], tuple(weight.shape[2:]),
-                         stride=_pair(node.stride), padding=padding, dilation=_pair(node.dilation),
-                         groups=int(node.groups), dtype=dtype)
-        conv.weight.data, conv.bias.data = weight, as_tensor(node.bias)
-        return TimeMerged(conv)
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        weight = as_tensor(node.weight)
-        bias = isinstance(node, nir.Affine)
-        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias, dtype=dtype)
-        linear.weight.data = weight
-        if bias:
-            linear.bias.data = as_tensor(node.bias)
-        return linear  # acts on the last dim, so it needs no time merging
-    if isinstance(node, nir.Scale):
-        return Scale(as_tensor(node.scale))
-    if isinstance(node, nir.SumPool2d):
-        return TimeMerged(SumPool2d(_pair(node.kernel_size), _pair(node.stride), _pair(node.padding)))
-    if isinstance(node, nir.AvgPool2d):
-        return TimeMerged(nn.AvgPool2d(_pair(node.kernel_size), _pair(node.stride), _pair(node.padding)))
-    if isinstance(node, nir.Flatten):
-        start, end = int(node.start_dim), int(node.end_dim)
-        return TimeMerged(nn.Flatten(start + 1, end + 1 if end >= 0 else end))  # NIR dims exclude the batch
-    raise ExportError(f"NIR node {name!r} ({type(node).__name__}) has no snnres equivalent")
-
-
-def _topological_order(nodes, edges) -> list[str]:
-    indegree = {name: 0 for name in nodes}
-    for _, dst in edges:
-        indegree[dst] += 1
-    ready = [name for name, d in indegree.items() if d == 0]
-    order = []
-    while ready:
-        name = ready.pop(0)
-        order.append(name)
-        for src, dst in edges:
-            if src == name:
-                indegree[dst] -= 1
-                if indegree[dst] == 0:
-                    ready.append(dst)
-    if len(order) != len(nodes):
-        raise ExportError("the NIR graph has a cycle (recurrence); from_nir loads feed-forward graphs only")
-    return order
-
-
 def from_nir(graph: nir.NIRGraph | str | Path, dt: float | None = None, T: int | None = None,
-             backend: str = "auto", dtype: torch.dtype | None = None) -> NIRNetwork:
-    """Load ``graph`` (a ``nir.NIRGraph`` or a ``.nir`` file); ``dt`` and ``T`` default to its metadata."""
-    if isinstance(graph, (str, Path)):
-        graph = nir.read(str(graph))
+             backend: str = "auto", dtype: torch.dtype | None = None, strategy: str = "auto") -> NIRNetwork:
+    """Load ``graph`` (a ``nir.NIRGraph`` or a ``.nir`` file).
+
+    ``dt`` (the step the time constants assume) defaults to ``metadata["dt"]``, else 1e-4 (the
+    convention of SpikingJelly and snnTorch); ``T`` to ``metadata["T"]``. ``strategy="auto"`` runs
+    neuron nodes that map onto snnres's LIF with it (its fused backends), ``"reference"`` runs
+    every neuron through the plain ``NIRNeuron``; the spikes are the same.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    graph = read_graph(graph)
     meta = graph.metadata or {}
-    dt = float(dt if dt is not None else meta.get("dt", 0) or 0)
-    if not dt > 0:
-        raise ValueError("the graph's metadata has no dt: pass from_nir(graph, dt=...) (the time step its LIF taus assume)")
+    dt = float(dt if dt is not None else meta.get("dt", 0) or DEFAULT_DT)
+    if not (dt > 0 and np.isfinite(dt)):
+        raise ValueError(f"dt must be finite and > 0 (the NIR time step in seconds), got {dt}")
     T = T if T is not None else (int(meta["T"]) if int(meta.get("T", 0) or 0) > 0 else None)
     readout = "mean" if str(meta.get("readout", "")).startswith("mean") else "none"
+
+    nodes, edges, passthrough = flatten(graph)
+    input_name, output_name = check_structure(nodes, edges, passthrough)
+    keep = set(needed_nodes(nodes, edges, input_name, output_name))
+    nodes = {k: n for k, n in nodes.items() if k in keep}
+    edges = [(s, d) for s, d in edges if s in keep and d in keep]
+    order, delayed, absorbed = cut_cycles(nodes, edges, input_name, lambda k: is_stateful(nodes[k]),
+                                          lambda k: _whole_step_delay(nodes[k], dt))
     if dtype is None:
-        weights = [np.asarray(getattr(n, "weight")) for n in graph.nodes.values() if hasattr(n, "weight")]
+        weights = [np.asarray(n.weight) for n in nodes.values() if getattr(n, "weight", None) is not None]
         dtype = torch.float64 if weights and weights[0].dtype == np.float64 else torch.float32
-    if any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
-        raise ExportError("nested NIR graphs (subgraphs) are not supported by from_nir")
-    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
-    outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ExportError(f"from_nir needs one Input and one Output node, got {inputs} and {outputs}")
-    order = [k for k in _topological_order(graph.nodes, graph.edges) if k != inputs[0]]
-    sources = {name: [s for s, d in graph.edges if d == name] for name in order}
-    for name in order:
-        if not sources[name]:
-            raise ExportError(f"NIR node {name!r} has no inputs")
-    layers = {}
-    for name in order:
-        layer = _layer(name, graph.nodes[name], dt, backend, dtype)
-        if layer is not None:
-            layers[name] = layer
-    input_shape = tuple(int(s) for s in np.asarray(graph.nodes[inputs[0]].input_type["input"]).reshape(-1))
-    return NIRNetwork(layers, order, sources, inputs[0], outputs[0], input_shape, T, readout)
+    options = Options(dt, dtype, backend, strategy, frozenset(absorbed))
+    layers, shapes = _build_all(nodes, edges, input_name, options)
+    order = [k for k in order if k != input_name]
+    inputs = {k: [s for s, d in edges if d == k and (s, d) not in delayed] for k in order}
+    late = {k: [s for s, d in edges if d == k and (s, d) in delayed] for k in order}
+    return NIRNetwork(layers, order, inputs, late, shapes, input_name, output_name, T, readout, dt, dtype)
+
+
+def _whole_step_delay(node: nir.NIRNode, dt: float) -> bool:
+    if not isinstance(node, nir.Delay):
+        return False
+    delay = np.asarray(node.delay, dtype=np.float64)
+    return delay.size > 0 and bool(np.all(np.isfinite(delay))) and float(delay.min()) >= dt * (1 - 1e-6)
+
+
+def _build_all(nodes, edges, input_name: str, options: Options):
+    """Modules and output shapes of every node, each built once the shape of an input is known;
+    then every edge is checked to bring the shape its destination was built for."""
+    raw = np.asarray(nodes[input_name].input_type["input"]).reshape(-1)
+    shapes: dict[str, tuple[int, ...]] = {input_name: tuple(int(s) for s in raw)}
+    in_shapes: dict[str, tuple[int, ...]] = {}
+    layers: dict[str, nn.Module] = {}
+    pending = [k for k in nodes if k != input_name]
+    while pending:
+        ready = [k for k in pending if any(s in shapes for s, d in edges if d == k)]
+        if not ready:
+            raise ExportError(f"cannot tell the input shape of NIR nodes {pending}: they are fed only by each other")
+        for name in ready:
+            src = next(s for s, d in edges if d == name and s in shapes)
+            in_shapes[name] = shapes[src]
+            built = build(name, nodes[name], shapes[src], options)
+            shapes[name] = built.shape
+            if built.module is not None:
+                layers[name] = built.module
+        pending = [k for k in pending if k not in ready]
+    for src, dst in edges:
+        if shapes[src] != in_shapes[dst]:
+            others = [s for s, d in edges if d == dst and shapes[s] == in_shapes[dst]]
+            raise ExportError(f"NIR node {dst!r} ({type(nodes[dst]).__name__}) sums edges of different shapes: "
+                              f"{src!r} gives {list(shapes[src])}, {others[0]!r} gives {list(in_shapes[dst])}")
+    return layers, shapes

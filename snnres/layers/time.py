@@ -44,9 +44,17 @@ def seq_tdbn(channels: int, v_threshold: float, alpha: float = 1.0, affine: bool
     return SeqToANN(ThresholdScaledBatchNorm2d(channels, v_threshold, alpha, affine=affine))
 
 
-def check_input(x: torch.Tensor, in_channels: int) -> None:
-    """Raise ``ValueError`` (what was expected, what came) unless ``x`` is a floating-point
-    ``[B, in_channels, H, W]`` image batch or ``[B, T, in_channels, H, W]`` event-frame batch."""
+def check_input(x: torch.Tensor, in_channels: int, T: int | None = None, dtype: torch.dtype | None = None) -> None:
+    """Raise ``ValueError`` (what was expected, what came, what to do) unless ``x`` is a
+    floating-point ``[B, in_channels, H, W]`` image batch or ``[B, T, in_channels, H, W]`` event-frame
+    batch, of the model's ``dtype``.
+
+    Layouts: models take batch-first input (``[B, T, C, H, W]``, as Tonic's ``ToFrame`` plus
+    ``PadTensors(batch_first=True)`` give); inside the network and in the neurons, sequences are
+    time-first (``[T, B, ...]``). A 5-d input whose second axis is not the model's ``T`` but whose
+    first one is looks time-first and is refused; the caller says which it is with ``time_first=True``
+    (transposed) or ``False`` (batch-first frames of another length, taken as they are).
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor input, got {type(x).__name__}")
     expected = f"[B, {in_channels}, H, W] images or [B, T, {in_channels}, H, W] event frames"
@@ -59,16 +67,39 @@ def check_input(x: torch.Tensor, in_channels: int) -> None:
     if channels != in_channels:
         raise ValueError(f"expected {expected}, got {tuple(x.shape)}: {channels} channels, but the model was "
                          f"built with in_channels={in_channels}")
+    if T is not None and x.ndim == 5 and x.shape[1] != T and x.shape[0] == T:
+        raise ValueError(f"got {tuple(x.shape)} for a model with T={T}: this looks time-first [T, B, C, H, W], "
+                         f"but models take batch-first event frames [B, T, C, H, W]; pass x.transpose(0, 1), "
+                         "or model(x, time_first=True); model(x, time_first=False) if these are B samples of "
+                         f"{x.shape[1]} frames")
+    if dtype is not None and x.dtype != dtype and not _autocasting(x):
+        convert = {torch.float32: ".float()", torch.float64: ".double()", torch.float16: ".half()",
+                   torch.bfloat16: ".bfloat16()"}.get(dtype, f".to({dtype})")
+        raise ValueError(f"the input is {x.dtype} but the model's weights are {dtype}: convert the input with "
+                         f"x{convert} (or the model with model.to({x.dtype}); on CUDA, mixed precision is "
+                         "torch.autocast)")
 
 
-def encode_input(x: torch.Tensor, T: int, in_channels: int) -> torch.Tensor:
+def _autocasting(x: torch.Tensor) -> bool:
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # PyTorch before 2.4: no device argument
+        return torch.is_autocast_enabled()
+
+
+def encode_input(x: torch.Tensor, T: int, in_channels: int, time_first: bool | None = None,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
     """A model's input as a time-first sequence ``[T, B, C, H, W]``.
 
     ``[B, C, H, W]`` (a static image: direct encoding, the same input at each of the ``T`` steps)
     or ``[B, T', C, H, W]`` (event frames, as Tonic's ``ToFrame`` + ``PadTensors(batch_first=True)``
-    give; their own ``T'`` steps are used). Anything else raises ``ValueError`` (``check_input``).
+    give; their own ``T'`` steps are used), or ``[T', B, C, H, W]`` with ``time_first=True``;
+    ``time_first=None`` refuses a batch-first input that looks time-first (``check_input``).
+    Anything else raises ``ValueError`` (``check_input``).
     """
-    check_input(x, in_channels)
+    if time_first and x.ndim == 5:
+        x = x.transpose(0, 1)
+    check_input(x, in_channels, T if time_first is None else None, dtype)
     if x.ndim == 4:
         return x.unsqueeze(0).expand(T, *x.shape)
     return x.transpose(0, 1)

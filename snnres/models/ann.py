@@ -24,8 +24,12 @@ class FrameAveraged(nn.Module):
         super().__init__()
         self.net, self.in_channels = net, in_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_channels)
+    def forward(self, x: torch.Tensor, time_first: bool | None = None) -> torch.Tensor:
+        if time_first and x.ndim == 5:
+            x = x.transpose(0, 1)
+        weight = next(self.parameters(), None)
+        check_input(x, self.in_channels, getattr(self, "T", None) if time_first is None else None,
+                    weight.dtype if weight is not None else None)
         if x.ndim == 5:
             B, T = x.shape[:2]
             return self.net(x.flatten(0, 1)).view(B, T, -1).mean(1)

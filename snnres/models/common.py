@@ -60,8 +60,11 @@ class SpikingNet(nn.Module):
         """The residual (or plain) blocks, input to output."""
         return [block for stage in self.stages for block in stage]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_seq = encode_input(x, self.T, self.in_channels)
+    def forward(self, x: torch.Tensor, time_first: bool | None = None) -> torch.Tensor:
+        """``x``: ``[B, C, H, W]`` or ``[B, T, C, H, W]``; ``[T, B, C, H, W]`` with ``time_first=True``
+        (``None`` refuses a 5-d input that looks time-first, ``False`` takes it as batch-first)."""
+        weight = next(self.parameters(), None)
+        x_seq = encode_input(x, self.T, self.in_channels, time_first, weight.dtype if weight is not None else None)
         return self.head(self.stages(self.stem(x_seq)))
 
 

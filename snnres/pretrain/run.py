@@ -15,22 +15,22 @@ the same global random state.
 from __future__ import annotations
 
 import os
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from ..train.checkpoint import (CheckpointError, build_model, load_state_into, read_checkpoint, rng_state,
                                 save_checkpoint, set_rng_state)
 from ..train.distributed import DistInfo
 from ..train.loop import TrainingDiverged, cosine_with_warmup, parameter_groups
-from ..train.run import RunLog, _progress, make_loaders, resolve_device, seed_everything
+from ..train.data import make_loaders
+from ..train.rundir import RunFolder
+from ..train.run import progress_bar, resolve_device, seed_everything
+from ..train.stop import stop_requests
 from .config import PretrainConfig
 from .model import MaskedImageModel, MaskedModelingOptions, check_vit_arch
 
@@ -41,29 +41,6 @@ def mask_generator(seed: int, index: int) -> torch.Generator:
 
 
 VALIDATION = 2**31  # validation batch b draws its masks from (seed, VALIDATION + b): the same every epoch
-
-
-@contextmanager
-def stop_requests():
-    """SIGINT / SIGTERM ask the loop to stop after the step in flight; a second one stops at once."""
-    requested = []
-
-    def ask(signum, frame):
-        if requested:
-            raise KeyboardInterrupt
-        requested.append(signum)
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, ask)
-        except ValueError:  # not the main thread: signals stay as they are
-            break
-    try:
-        yield requested
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def image_size(dataset) -> int | tuple[int, int]:
@@ -121,7 +98,8 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
     seed_everything(cfg.seed)
     out = Path(cfg.out)
 
-    train_loader, val_loader, shape = make_loaders(cfg, DistInfo())
+    data = make_loaders(cfg, DistInfo())
+    train_loader, val_loader, shape = data.train, data.test, data.shape
     kwargs = {"img_size": image_size(train_loader.dataset), **cfg.model_kwargs}
     model_args = state["model_args"] if state else {"arch": cfg.arch, **shape, "kwargs": kwargs}
     model = MaskedImageModel(build_model(model_args), options, model_args["arch"])
@@ -142,9 +120,8 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, start_step = state["epoch"], state.get("step", 0)
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    log = RunLog(out, True)
+    log = RunFolder(out)
+    log.prepare(cfg.to_dict(), state)  # config.yaml; log.jsonl cut to the checkpoint's epochs
     names = model.term_names()
     metrics: dict[str, Any] = dict(state.get("metrics") or {}) if state else {}
 
@@ -161,7 +138,7 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
     console.print(f"{options.method.upper()} pre-training of {model_args['arch']} ({len(model.vit.blocks)} blocks, "
                   f"{model.segments} segment(s), {sum(p.numel() for p in params) / 1e6:.2f}M trainable) on "
                   f"{cfg.dataset}: {steps} steps per epoch", markup=False)
-    with stop_requests() as requested, _progress(console, True) as progress:
+    with stop_requests() as requested, progress_bar(console, True) as progress:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             train_loader.sampler.set_epoch(epoch)
@@ -216,7 +193,7 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
             if options.method == "mirl":
                 metrics.update({f"train_{k}": v for k, v in zip(names, train_terms)})
                 metrics.update({f"val_{k}": v for k, v in zip(names, val_terms)})
-            log.write(metrics)
+            log.write_log(metrics)
             checkpoint(epoch + 1, 0)
             console.print(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.4f} | val loss {val_loss:.4f}"
                           + ("".join(f" | {k} {v:.4f}" for k, v in zip(names, val_terms)) if options.method == "mirl" else ""),

@@ -1,69 +1,83 @@
-"""``snnres simulate CKPT --events file.npy``: event-driven inference of one recording.
+"""``snnres simulate CKPT --events file.npy | --sample N``: event-driven inference of one recording.
 
-The lead wires ``simulate_command`` into ``snnres/cli.py``; it loads the checkpoint, reads Tonic
-structured events (fields x, y, p, t) from a ``.npy`` file, bins them into ``T`` steps like
+Loads the checkpoint, takes a recording (Tonic structured events, fields x, y, p, t, from a
+``.npy`` file, or recording ``N`` of the checkpoint's data set), bins it into ``T`` steps like
 ``ToFrame(sensor_size, n_time_bins=T)``, runs ``EventSimulator`` and prints the counts per layer
-and the predicted class.
+and the predicted class. The sensor size comes from the checkpoint; one that does not fit the
+model's input is refused.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import numpy as np
 
+USER_ERROR = 2  # the exit status of every user error (as snnres.cli.USER_ERROR)
 
-def simulate_command(checkpoint: str, events: str, T: int | None, sensor_size: tuple | None,
-                     device: str = "cpu") -> int:
-    """Returns the exit code: 0 on success, 1 on an error (printed to stderr)."""
-    import snnres
 
+def simulate_command(checkpoint: str, events: str | None, T: int | None, sensor_size: tuple | None,
+                     device: str = "cpu", sample: int | None = None, split: str = "test") -> int:
+    """Returns the exit code: 0 on success, 2 on a user error (printed to stderr)."""
+    from ..data import CorruptFileError, DatasetNotFoundError
+    from ..train import CheckpointError, open_trained
     from . import EventSimulator, UnsupportedLayerError
 
     try:
-        model, info = snnres.load_checkpoint(checkpoint)
-    except Exception as error:  # CheckpointError, missing file, unknown architecture
-        print(f"error: cannot load {checkpoint}: {error}", file=sys.stderr)
-        return 1
-    args = info.get("model_args", {})
+        trained = open_trained(checkpoint)
+    except (CheckpointError, OSError) as error:
+        return _fail(f"cannot load {checkpoint}: {error}")
+    args = trained.info.get("model_args", {})
     steps = int(T) if T is not None else args.get("T")
     if not steps:
-        print("error: the checkpoint records no T; pass --T", file=sys.stderr)
-        return 1
+        return _fail("the checkpoint records no T; pass --T")
     try:
-        recording = np.load(events, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        print(f"error: cannot read events from {events}: {error}", file=sys.stderr)
-        return 1
-    try:
-        sensor, source = _sensor_size(sensor_size, info, recording, args.get("in_channels"))
-        sim = EventSimulator(model, device=device)
-        out = sim.run(recording, sensor, steps)
-    except (UnsupportedLayerError, ValueError, TypeError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(report(out, args.get("arch", type(model).__name__), sensor, source, steps, len(recording)))
+        recording, what = _recording(trained, events, sample, split)
+        sensor, source = sensor_size_for(trained, sensor_size, recording, args.get("in_channels"))
+        out = EventSimulator(trained.model, device=device).run(recording, sensor, steps)
+    except (UnsupportedLayerError, ValueError, TypeError, RuntimeError, OSError, DatasetNotFoundError,
+            CorruptFileError) as error:
+        return _fail(str(error))
+    print(report(out, args.get("arch", type(trained.model).__name__), sensor, source, steps, len(recording), what))
     return 0
 
 
-def _sensor_size(given, info: dict[str, Any], events: np.ndarray, in_channels: int | None):
-    """``(W, H, P)``: as given, else the checkpoint's data set's, else the events' extent."""
-    if given:
-        return tuple(int(v) for v in given), "given"
-    config = info.get("config") or {}
-    name = config.get("dataset")
-    if name:
-        try:
-            from ..data import make_dataset
+def _fail(message: str) -> int:
+    print(f"snnres simulate: {message}", file=sys.stderr)
+    return USER_ERROR
 
-            dataset = make_dataset(name, root=config.get("data_dir", "datasets"), train=False,
-                                   T=info.get("model_args", {}).get("T"), download=False,
-                                   **(config.get("dataset_kwargs") or {}))
-            if getattr(dataset, "sensor_size", None):
-                return tuple(int(v) for v in dataset.sensor_size), f"data set {name}"
-        except Exception:  # the data set is not on this machine: fall back to the events
-            pass
+
+def _recording(trained, events: str | None, sample: int | None, split: str) -> tuple[np.ndarray, str]:
+    if events is not None:
+        try:
+            return np.load(events, allow_pickle=False), events
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read events from {events}: {error}") from None
+    dataset = trained.dataset(train=split == "train")
+    if not hasattr(dataset, "events"):
+        raise ValueError(f"{trained.dataset_name} is not an event data set: pass --events FILE")
+    if not 0 <= sample < len(dataset):
+        raise ValueError(f"--sample {sample}: the {split} split of {trained.dataset_name} has recordings 0..{len(dataset) - 1}")
+    label = int(dataset.targets[sample]) if hasattr(dataset, "targets") else None
+    return dataset.events(sample), f"{trained.dataset_name} {split} recording {sample}" + (
+        f" (label {label})" if label is not None else "")
+
+
+def sensor_size_for(trained, given, events: np.ndarray, in_channels: int | None):
+    """``(W, H, P)`` and where it came from: as given (checked against the model's), else the
+    checkpoint's, else (an old checkpoint without a data set) the events' extent."""
+    recorded = trained.sensor_size()
+    if given:
+        given = tuple(int(v) for v in given)
+        if recorded and given != tuple(recorded):
+            raise ValueError(f"--sensor-size {given} does not fit the model, trained on a {tuple(recorded)} sensor "
+                             f"({trained.dataset_name}); give events of that sensor (downsample them first)")
+        if in_channels and given[2] != in_channels:
+            raise ValueError(f"--sensor-size {given} has {given[2]} polarities but the model takes "
+                             f"{in_channels} input channels")
+        return given, "given"
+    if recorded:
+        return tuple(recorded), f"from the checkpoint ({trained.dataset_name})"
     if events.dtype.names is None or len(events) == 0 or "x" not in events.dtype.names:
         raise ValueError("cannot infer the sensor size from these events; pass --sensor-size W H P")
     width = int(events["x"].max()) + 1
@@ -71,8 +85,8 @@ def _sensor_size(given, info: dict[str, Any], events: np.ndarray, in_channels: i
     return (width, height, int(in_channels or 2)), "inferred from the events (pass --sensor-size to be sure)"
 
 
-def report(out, arch: str, sensor, source: str, T: int, n_events: int) -> str:
-    lines = [f"{arch}: {n_events} events, sensor {tuple(sensor)} ({source}), T={T}",
+def report(out, arch: str, sensor, source: str, T: int, n_events: int, what: str = "") -> str:
+    lines = [f"{arch}: {what + ', ' if what else ''}{n_events} events, sensor {tuple(sensor)} ({source}), T={T}",
              f"{'layer':32s} {'spikes':>10s} {'updates':>12s} {'SOPs':>14s} {'MACs':>14s}"]
     for name in out.layers:
         lines.append(f"{name:32s} {_fmt(out.spikes_per_layer.get(name)):>10s} {_fmt(out.neuron_updates.get(name)):>12s} "

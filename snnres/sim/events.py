@@ -1,4 +1,4 @@
-"""Input events: checks, and binning into time steps exactly as Tonic's ``ToFrame(n_time_bins=T)``.
+"""Input events: checks (``snnres.data.validate``), binning exactly as Tonic's ``ToFrame(n_time_bins=T)``.
 
 Tonic's time bins for a recording with first and last timestamps ``t_0``, ``t_n``::
 
@@ -15,82 +15,8 @@ import numba as nb
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-
-def check_sensor_size(sensor_size) -> tuple[int, int, int]:
-    try:
-        width, height, polarities = (int(v) for v in sensor_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"sensor_size must be Tonic's (W, H, P), got {sensor_size!r}") from None
-    if min(width, height, polarities) < 1:
-        raise ValueError(f"sensor_size (W, H, P) must be positive, got {sensor_size!r}")
-    return width, height, polarities
-
-
-def check_events(events, sensor_size: tuple[int, int, int], sort: bool = False) -> np.ndarray:
-    """Validated events (a sorted copy when ``sort``); raises ``ValueError``/``TypeError`` on bad input."""
-    if not isinstance(events, np.ndarray) or events.dtype.names is None:
-        raise TypeError(
-            f"events must be a numpy structured array with fields x, y, p, t (Tonic's layout), "
-            f"got {type(events).__name__}{'' if not hasattr(events, 'dtype') else ' of dtype ' + str(events.dtype)}"
-        )
-    names = events.dtype.names
-    missing = [f for f in ("x", "p", "t") if f not in names]
-    if missing:
-        raise ValueError(f"events lack the field(s) {missing}; expected x, y, p, t, got {list(names)}")
-    for f in ("x", "y", "p", "t"):
-        if f in names and events.dtype[f].kind not in "iub":  # integer or bool
-            raise TypeError(
-                f"events field {f!r} must be integer (p may be bool), got {events.dtype[f]}; "
-                "timestamps are integer microseconds in Tonic"
-            )
-    width, height, polarities = sensor_size
-    if "y" not in names and height != 1:
-        raise ValueError(f"events have no y field, so the sensor height must be 1, got sensor_size {sensor_size}")
-    if len(events) == 0:
-        return events
-    has_y = "y" in names
-    t_min, unsorted, (x_lo, x_hi), (y_lo, y_hi), (p_lo, p_hi) = _scan(
-        events["t"], events["x"], events["y"] if has_y else events["x"], events["p"])
-    if t_min < 0:
-        raise ValueError(f"events have negative timestamps (min {t_min}); timestamps must be >= 0")
-    if unsorted >= 0:
-        if not sort:
-            t = events["t"]
-            raise ValueError(
-                f"event timestamps are not sorted (event {unsorted + 1} at t={int(t[unsorted + 1])} comes after "
-                f"t={int(t[unsorted])}); sort them by t or pass sort=True"
-            )
-        events = events[np.argsort(events["t"], kind="stable")]
-    _check_range("x", x_lo, x_hi, width)
-    if has_y:
-        _check_range("y", y_lo, y_hi, height)
-    if polarities == 1:
-        if p_hi != p_lo:
-            raise ValueError("sensor_size has one polarity but the events have two; use P=2")
-    else:
-        _check_range("p", p_lo, p_hi, polarities)
-    return events
-
-
-@nb.njit(cache=True)
-def _scan(t, x, y, p):
-    """One pass over the events: the least timestamp, the first event followed by an earlier one (-1:
-    none), and the ranges of x, y and p."""
-    unsorted = -1
-    for e in range(t.size - 1):
-        if t[e + 1] < t[e]:
-            unsorted = e
-            break
-    return (np.int64(t.min()), unsorted, (np.int64(x.min()), np.int64(x.max())),
-            (np.int64(y.min()), np.int64(y.max())), (np.int64(p.min()), np.int64(p.max())))
-
-
-def _check_range(field: str, low: int, high: int, size: int) -> None:
-    if low < 0 or high >= size:
-        raise ValueError(
-            f"events outside the sensor: {field} spans [{low}, {high}], the sensor allows [0, {size - 1}]; "
-            "check sensor_size (W, H, P)"
-        )
+# The one validation of events, shared with the data loaders.
+from ..data.validate import check_events, check_sensor_size  # noqa: F401  (re-exported)
 
 
 @nb.njit(cache=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..files import write_text
 from ..train import TrainConfig, read_checkpoint, train
 from ..train.checkpoint import build_model
 
@@ -63,9 +63,7 @@ def _record_cell(path: Path, recipe: dict[str, Any], key: str, cell: dict[str, A
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = _read_results(path, recipe)
         results["cells"][key] = cell
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(results, indent=2))
-        os.replace(tmp, path)
+        write_text(path, json.dumps(results, indent=2))
     return results
 
 

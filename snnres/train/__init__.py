@@ -4,8 +4,11 @@ from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_
 from .config import RECIPES, TrainConfig, build_config
 from .loop import TrainingDiverged, evaluate
 from .run import train
+from .stop import Stopped
+from .trained import TrainedCheckpoint, open_trained
 
 __all__ = [
     "CheckpointError", "RECIPES", "TrainConfig", "TrainingDiverged", "build_config", "evaluate",
-    "load_checkpoint", "read_checkpoint", "save_checkpoint", "train",
+    "Stopped", "TrainedCheckpoint",
+    "load_checkpoint", "open_trained", "read_checkpoint", "save_checkpoint", "train",
 ]

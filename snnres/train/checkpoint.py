@@ -7,7 +7,6 @@ in_channels, kwargs: enough to rebuild the model), ``config``, and for training
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -15,34 +14,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..files import atomic_write
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit the model asked for."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` via a temp file in the same folder, fsync, then rename.
+    """Write ``state`` to ``path`` atomically (``snnres.files.atomic_write``).
 
     A crash at any moment leaves either the old file or the new one, never a half-written one.
+    Weights holding NaN or infinity are refused (the file on disk is kept).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    bad = [k for k, v in state.get("model", {}).items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"refusing to write {path}: the weights hold NaN or infinite values "
+                              f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the file on disk is kept")
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -61,27 +52,41 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def build_model(model_args: dict[str, Any]) -> torch.nn.Module:
+MODEL_ARGS = ("arch", "num_classes", "T", "in_channels")
+
+
+def build_model(model_args: dict[str, Any], source: str = "the checkpoint") -> torch.nn.Module:
+    """The model ``model_args`` describe; a :class:`CheckpointError` says what is wrong with them."""
     from ..models import create_model
 
-    return create_model(model_args["arch"], num_classes=model_args["num_classes"], T=model_args["T"],
-                        in_channels=model_args["in_channels"], **model_args.get("kwargs", {}))
+    missing = [k for k in MODEL_ARGS if k not in model_args]
+    if missing:
+        raise CheckpointError(f"{source}: model_args lack {missing} (it holds {sorted(model_args)}); "
+                              "it was not written by snnres train, or by an incompatible version")
+    try:
+        return create_model(model_args["arch"], num_classes=model_args["num_classes"], T=model_args["T"],
+                            in_channels=model_args["in_channels"], **model_args.get("kwargs", {}))
+    except (ValueError, TypeError, KeyError) as error:
+        raise CheckpointError(f"{source}: cannot build its model {model_args['arch']!r} "
+                              f"({type(error).__name__}: {error}); it may come from another snnres version") from None
 
 
 def load_state_into(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str,
                     allow_missing: list[str] = ()) -> None:
-    """``load_state_dict`` with an error that says the checkpoint is of another architecture."""
+    """``load_state_dict`` with an error that says the checkpoint is of another architecture
+    (every tensor must be there with its shape, except the names in ``allow_missing``)."""
     own = model.state_dict()
-    shape_errors = [k for k, v in state_dict.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    result = model.load_state_dict({k: v for k, v in state_dict.items() if k not in shape_errors}, strict=False)
-    missing = [k for k in result.missing_keys if k not in allow_missing]
-    if missing or result.unexpected_keys or shape_errors:
+    missing = [k for k in own if k not in state_dict and k not in allow_missing]
+    unexpected = [k for k in state_dict if k not in own]
+    shape_errors = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state_dict.items()
+                    if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shape_errors:
         raise CheckpointError(
-            f"{source} does not fit {arch}: {len(missing)} missing, "
-            f"{len(result.unexpected_keys)} unexpected, {len(shape_errors)} mis-shaped tensors "
-            f"(e.g. {(missing + result.unexpected_keys + shape_errors)[:3]}); "
+            f"{source} does not fit {arch}: {len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(shape_errors)} mis-shaped tensors (e.g. {(missing + unexpected + shape_errors)[:3]}); "
             "it was saved from another architecture or other model arguments"
         )
+    model.load_state_dict(state_dict, strict=not allow_missing)
 
 
 def load_initial_weights(model: torch.nn.Module, state_dict: dict[str, Any], source: str, arch: str) -> list[str]:
@@ -105,12 +110,9 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint was saved from and load its weights: ``(model, info)``."""
     state = read_checkpoint(path)
     args = state["model_args"]
-    model = build_model(args)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not fit {args['arch']}: {error}") from None
-    info = {k: v for k, v in state.items() if k not in ("model", "optimizer", "scheduler", "scaler", "rng")}
+    model = build_model(args, str(path))
+    load_state_into(model, state["model"], str(path), args["arch"])
+    info = {k: v for k, v in state.items() if k not in ("model", "optimizer", "scheduler", "scaler", "rng", "rng_ranks")}
     return model, info
 
 

@@ -24,7 +24,12 @@ class OptionRecord:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown {cls.kind} option(s) {unknown}; known options: {sorted(known)}")
-        return cls(**values)
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Raise ``ValueError`` for an option outside its allowed values (before anything runs)."""
 
 
 @dataclass
@@ -53,8 +58,22 @@ class TrainConfig(OptionRecord):
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     download: bool = False
     max_steps_per_epoch: int | None = None  # cap the steps of an epoch (smoke runs, tests)
+    save_every: int | None = None         # also write last.pt every N steps (a crash loses less)
+    on_nonfinite: str = "stop"            # stop | skip: a step whose loss or gradients are NaN/inf
+    spike_table: str = "stages"           # stages | layers: the spike summary at the end
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        choices = {"optimizer": ("sgd", "adamw"), "amp_dtype": ("bf16", "fp16"), "on_nonfinite": ("stop", "skip"),
+                   "spike_table": ("stages", "layers")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        for name in ("epochs", "batch_size", "save_every", "max_steps_per_epoch", "T"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"--{name.replace('_', '-')} {value!r}: expected a positive whole number")
 
 
 # The papers' recipes, applied when the user does not set the option (see shared REFERENCES).

@@ -58,3 +58,12 @@ def parameters_in_sync(model: torch.nn.Module, info: DistInfo) -> bool:
     gathered = [torch.zeros_like(digest) for _ in range(info.world_size)]
     dist.all_gather(gathered, digest)
     return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def gather_objects(obj, info: DistInfo) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` without DDP)."""
+    if not info.enabled:
+        return [obj]
+    gathered = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

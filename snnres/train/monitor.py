@@ -44,6 +44,18 @@ class SpikeCounter:
     def reset(self) -> None:
         self.__init__()
 
+    _FIELDS = ("spikes", "neuron_steps", "neurons", "samples", "steps")
+
+    def state_dict(self) -> dict[str, dict]:
+        """The counts as plain dicts (a mid-epoch checkpoint carries them)."""
+        return {name: dict(getattr(self, name)) for name in self._FIELDS}
+
+    def load_state_dict(self, state: dict[str, dict] | None) -> None:
+        """Continue from ``state`` (empty or None: start from zero)."""
+        self.reset()
+        for name, values in (state or {}).items():
+            getattr(self, name).update(values)
+
 
 @contextmanager
 def count_spikes(model: nn.Module):
@@ -65,4 +77,45 @@ def mean_spikes_per_neuron(counter: SpikeCounter) -> float:
     return sum(counter.spikes_per_neuron(n) * counter.neurons[n] for n in counter.neurons) / total_neurons
 
 
-__all__ = ["SpikeCounter", "count_spikes", "mean_spikes_per_neuron"]
+def stage_of(name: str) -> str:
+    """The stage a layer belongs to: ``stages.2.5.neuron1 -> stages.2``, ``stem.neuron -> stem``."""
+    parts = name.split(".")
+    if len(parts) > 2 and parts[1].isdigit():
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def spike_rows(counter: SpikeCounter, by: str = "stages") -> list[tuple[str, int, float, float]]:
+    """``(name, neurons, spikes per neuron per sample, firing rate per step)`` per layer or per stage."""
+    groups: dict[str, list[str]] = {}
+    for name in counter.neurons:
+        groups.setdefault(name if by == "layers" else stage_of(name), []).append(name)
+    rows = []
+    for group, names in groups.items():
+        neurons = sum(counter.neurons[n] for n in names)
+        per_sample = sum(counter.neurons[n] * counter.samples[n] for n in names)
+        spikes = sum(counter.spikes[n] for n in names)
+        steps = sum(counter.neuron_steps[n] for n in names)
+        rows.append((group, neurons, spikes / per_sample if per_sample else 0.0, spikes / steps if steps else 0.0))
+    return rows
+
+
+def print_spike_summary(console, counter: SpikeCounter, by: str = "stages") -> None:
+    """The spike table of the last epoch's training batches: one row per stage (or per layer)."""
+    from rich.table import Table
+
+    if not counter.neurons:
+        return
+    unit = "stage" if by == "stages" else "neuron layer"
+    table = Table(title=f"spikes per {unit} (last epoch's training batches)")
+    table.add_column(unit, overflow="fold")  # full names, wrapped if the terminal is narrow
+    for header in ("neurons", "spikes / neuron / sample", "firing rate / step"):
+        table.add_column(header, justify="right", overflow="fold")
+    for name, neurons, per_neuron, rate in spike_rows(counter, by):
+        table.add_row(name, str(neurons), f"{per_neuron:.3f}", f"{rate:.4f}")
+    console.print(table)
+    console.print(f"mean: {mean_spikes_per_neuron(counter):.3f} spikes per neuron per sample"
+                  + (" (per layer: --spike-table layers)" if by == "stages" else ""), markup=False)
+
+
+__all__ = ["SpikeCounter", "count_spikes", "mean_spikes_per_neuron", "print_spike_summary", "spike_rows", "stage_of"]

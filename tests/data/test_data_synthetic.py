@@ -51,9 +51,11 @@ def test_events_are_tonic_structured_and_frames_are_tonic_toframe():
 
 
 def test_generation_is_fast():
+    # a guard against a gross regression (a per-event Python loop takes minutes), not a timing:
+    # ~1 s on an idle 2-core CPU, several times that on a loaded one
     start = time.perf_counter()
     make_dataset("synthetic-dvs", seed=11)
-    assert time.perf_counter() - start < 3.0
+    assert time.perf_counter() - start < 30.0
 
 
 def _features(frames):

@@ -71,6 +71,7 @@ def test_nmnist_decodes_what_was_written_and_matches_tonic(tmp_path, tonic_refer
     assert len(dataset) == len(reference) == 20
     assert dataset.sensor_size == (34, 34, 2)
     for i in range(len(dataset)):
+        assert str(dataset.path(i)) == reference.data[i]  # Tonic's order: folders, then files, sorted
         (x, y, p, t), digit = written[reference.data[i]]
         events = dataset.events(i)
         np.testing.assert_array_equal(events["x"], x)
@@ -114,15 +115,17 @@ def test_dvs_gesture_npy_layout(tmp_path, tonic_reference):
     dataset = make_dataset("dvs-gesture", root=tmp_path, train=False, T=3)
     reference = tonic_reference(tonic.datasets.DVSGesture, tmp_path, train=False)
     assert len(dataset) == 6
+    assert sorted(map(str, map(dataset.path, range(6)))) == sorted(reference.data)
     for i in range(len(dataset)):
-        x, y, p, t_us, label = written[reference.data[i]]
+        x, y, p, t_us, label = written[str(dataset.path(i))]
         events = dataset.events(i)
         np.testing.assert_array_equal(events["x"], x)
         np.testing.assert_array_equal(events["t"], t_us)
         np.testing.assert_array_equal(events["p"].astype(int), p)
         frames, got = dataset[i]
         assert got == label
-        np.testing.assert_array_equal(frames.numpy(), ToFrame(sensor_size=(128, 128, 2), n_time_bins=3)(reference[i][0]))
+        same = reference[reference.data.index(str(dataset.path(i)))][0]
+        np.testing.assert_array_equal(frames.numpy(), ToFrame(sensor_size=(128, 128, 2), n_time_bins=3)(same))
     # downsampled to 64x64 by Tonic's Downsample
     small = make_dataset("dvs-gesture", root=tmp_path, train=False, T=3, downsample=0.5)
     assert small[0][0].shape == (3, 2, 64, 64)
@@ -183,12 +186,14 @@ def test_cifar10_dvs_layout_and_bad_file(tmp_path):
     folder.mkdir(parents=True)
     for k in range(10):
         (folder / f"cifar10_airplane_{k}.aedat4").write_bytes(b"not an aedat file")
-    train = make_dataset("cifar10-dvs", root=tmp_path, T=4)
-    test = make_dataset("cifar10-dvs", root=tmp_path, train=False, T=4)
+    train = make_dataset("cifar10-dvs", root=tmp_path, T=4, cache=False)  # no cache: checked as read
+    test = make_dataset("cifar10-dvs", root=tmp_path, train=False, T=4, cache=False)
     assert len(train) == 9 and len(test) == 1 and train.classes[0] == "airplane"
-    assert "cifar10_airplane_9" in str(test._sample_path(test._indices[0]))
-    with pytest.raises(CorruptFileError, match=r"cifar10_airplane_\d\.aedat4"):
+    assert "cifar10_airplane_9" in str(test.path(0))
+    with pytest.raises(CorruptFileError, match=r"cifar10_airplane_\d\.aedat4: no '#!AER-DAT4' header"):
         train[0]
+    with pytest.raises(CorruptFileError, match=r"cifar10_airplane_0\.aedat4"):  # with the cache: when built
+        make_dataset("cifar10-dvs", root=tmp_path, T=4)
 
 
 def test_missing_files_error_names_folder_layout_and_download(tmp_path):
@@ -233,7 +238,7 @@ def test_corrupt_npy_names_the_file(tmp_path):
     (folder / "2.npy").write_bytes(b"\x93NUMPY garbage")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        dataset = make_dataset("dvs-gesture", root=tmp_path)
+        dataset = make_dataset("dvs-gesture", root=tmp_path, cache=False)
     for i in range(2):
         with pytest.raises(CorruptFileError, match=r"[12]\.npy"):
             dataset[i]

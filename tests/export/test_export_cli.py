@@ -47,10 +47,10 @@ def test_export_command_errors(monkeypatch, tmp_path, capsys):
     model = PlainSNN(neuron=partial(LIF, v_reset=None))
     _stub_checkpoint(monkeypatch, model)
     assert export_command("c.pt", "onnx", str(tmp_path / "m"), 1e-4, False, (2, 8, 8)) == 2
-    assert export_command("c.pt", "nir", str(tmp_path / "m.nir"), 1e-4, False, (2, 8, 8)) == 1
+    assert export_command("c.pt", "nir", str(tmp_path / "m.nir"), 1e-4, False, (2, 8, 8)) == 2
     assert "soft reset" in capsys.readouterr().err and not (tmp_path / "m.nir").exists()
     with pytest.warns(UserWarning):
         assert export_command("c.pt", "nir", str(tmp_path / "m.nir"), 1e-4, True, (2, 8, 8)) == 0
     assert "LOSSY" in capsys.readouterr().out
-    assert export_command("c.pt", "nir", str(tmp_path / "n.nir"), 1e-4, False) == 1  # no data set, no shape
+    assert export_command("c.pt", "nir", str(tmp_path / "n.nir"), 1e-4, False) == 2  # no data set, no shape
     assert "--input-shape" in capsys.readouterr().err

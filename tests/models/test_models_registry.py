@@ -20,9 +20,9 @@ def test_static_and_event_inputs(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=7, T=2, in_channels=2, **SMALL.get(name, {}))
     static = torch.rand(2, 2, 16, 16)
-    events = torch.rand(2, 3, 2, 16, 16)
+    events = torch.rand(2, 3, 2, 16, 16)  # B=2 equals the model's T: said to be batch-first
     assert model(static).shape == (2, 7)
-    out = model(events)
+    out = model(events, time_first=False)
     assert out.shape == (2, 7)
     out.sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

@@ -39,9 +39,9 @@ def test_sensor_size_inferred_and_errors(tmp_path, capsys, fake_checkpoint):
     np.save(path, events)
     assert simulate_command("ckpt.pt", str(path), 3, None) == 0
     assert "inferred from the events" in capsys.readouterr().out
-    assert simulate_command("ckpt.pt", str(tmp_path / "missing.npy"), None, SENSOR) == 1
+    assert simulate_command("ckpt.pt", str(tmp_path / "missing.npy"), None, SENSOR) == 2
     np.save(path, np.zeros((3, 4)))
-    assert simulate_command("ckpt.pt", str(path), None, SENSOR) == 1
+    assert simulate_command("ckpt.pt", str(path), None, SENSOR) == 2
     assert "structured events" in capsys.readouterr().err
 
 
@@ -52,5 +52,5 @@ def test_cuda_device_without_a_gpu_is_a_clear_error(tmp_path, capsys, fake_check
         pytest.skip("a GPU is present")
     path = tmp_path / "sample.npy"
     np.save(path, random_events(np.random.default_rng(3), SENSOR, 100))
-    assert simulate_command("ckpt.pt", str(path), None, SENSOR, device="cuda") == 1
+    assert simulate_command("ckpt.pt", str(path), None, SENSOR, device="cuda") == 2
     assert "GPU simulator cannot run" in capsys.readouterr().err

@@ -73,9 +73,9 @@ def test_sweeps_sharing_an_out_folder_merge_their_cells(tmp_path):
     assert sorted(on_disk["cells"]) == ["ms-resnet-cifar/8", "resnet/8"]
 
 
-def test_sweep_refuses_another_recipe_in_the_same_folder(tmp_path):
+def test_sweep_refuses_another_recipe_in_the_same_folder(tmp_path, capsys):
     assert main(_sweep_args(tmp_path, "--family", "ms-resnet-cifar")) == 0
     recipe = json.loads((tmp_path / "results.json").read_text())["recipe"]
     assert recipe["optimizer"] == "adamw" and recipe["model_kwargs"] == {"first_stride": 2}
-    with pytest.raises(ValueError, match=r"another recipe \(lr: 0.002 there, 0.1 now\)"):
-        main(_sweep_args(tmp_path, "--family", "spiking-resnet", "--lr", "0.1"))
+    assert main(_sweep_args(tmp_path, "--family", "spiking-resnet", "--lr", "0.1")) == 2  # a user error
+    assert "another recipe (lr: 0.002 there, 0.1 now)" in capsys.readouterr().err

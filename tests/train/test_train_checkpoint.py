@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,7 +30,7 @@ def test_failure_during_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "last.pt", _state(1.0))
 
     def broken_save(obj, f):
-        f.write(b"half a checkpoint")
+        Path(f).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
