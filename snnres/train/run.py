@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..layers import set_memory
 from . import distributed
 from .checkpoint import (CheckpointError, build_model, load_initial_weights, load_state_into, read_checkpoint,
                          rng_state, set_rng_state)
@@ -130,7 +131,7 @@ class _Run:
         self.data = make_loaders(cfg, self.dist)
         self.model_args = state["model_args"] if state else {"arch": cfg.arch, **self.data.shape,
                                                              "kwargs": dict(cfg.model_kwargs)}
-        model = build_model(self.model_args).to(self.device)
+        model = set_memory(build_model(self.model_args), cfg.memory).to(self.device)
         if state:
             load_state_into(model, state["model"], cfg.resume, self.model_args["arch"])
         elif init:
