@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
 import json
 import os
 import statistics
@@ -49,6 +48,7 @@ from torch import nn
 from snnres.layers import SeqToANN, ThresholdScaledBatchNorm2d, set_memory
 from snnres.models import DualSpikeBlock, MembraneShortcutBlock, SpikeElementWiseBlock, create_model
 from snnres.neurons.modules import _SpikingNeuron
+from snnres.train.memory_report import heap_bytes, measure_saved
 
 CASES = {
     "ms-resnet18-64": ("ms-resnet18", 64),
@@ -120,18 +120,8 @@ def to_spikingjelly(model: nn.Module) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------- measurements
-def _live_heap() -> int:
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = MallInfo2
-    info = libc.mallinfo2()
-    return int(info.uordblks + info.hblkhd)
-
-
 def allocated(device: str) -> int:
-    return torch.cuda.memory_allocated() if device == "cuda" else _live_heap()
+    return torch.cuda.memory_allocated() if device == "cuda" else heap_bytes()
 
 
 class Peer:
@@ -169,24 +159,14 @@ class Peer:
 
     def memory(self, y: torch.Tensor, device: str) -> dict:
         """``saved`` and ``kept`` bytes of one forward (module docstring)."""
-        params = {p.untyped_storage().data_ptr() for p in self.model.parameters()}
-        storages: dict[int, int] = {}
-
-        def pack(t):
-            ptr = t.untyped_storage().data_ptr()
-            if ptr not in params:
-                storages[ptr] = t.untyped_storage().nbytes()
-            return t
-
         self.optimizer.zero_grad(set_to_none=True)
         self.reset()  # frees the previous step's neuron states before counting
         before = allocated(device)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = F.cross_entropy(self.forward(), y)
+        parts, logits = measure_saved(self.model, self.x)
         kept = allocated(device) - before
-        loss.backward()
+        F.cross_entropy(logits, y).backward()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"saved_bytes": sum(storages.values()), "kept_bytes": kept}
+        return {"saved_bytes": sum(b for _, b in parts), "kept_bytes": kept}
 
 
 def build(case: tuple[str, int], batch: int, T: int, device: str, peers=PEERS) -> tuple[dict, torch.Tensor]:

@@ -13,6 +13,7 @@ batch. The backward also needs a few activation-sized temporaries at a time, on 
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 
 import torch
@@ -53,6 +54,21 @@ class MemoryReport:
         return max(0, int(spare // self.per_sample)) if self.per_sample else 0
 
 
+def heap_bytes() -> int | None:
+    """Bytes glibc's ``malloc`` holds now (``mallinfo2``: in use in the heap plus mmapped chunks),
+    or None without glibc: the allocator's own count of what is alive on the CPU."""
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+    except (OSError, AttributeError):
+        return None
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
 def _parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Stem, each stage and the head of a SpikingNet; a model's children otherwise."""
     if all(hasattr(model, name) for name in ("stem", "stages", "head")):
@@ -61,8 +77,9 @@ def _parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return list(model.named_children()) or [("model", model)]
 
 
-def measure_saved(model: nn.Module, x: torch.Tensor) -> list[tuple[str, int]]:
-    """``(part, bytes)``: the distinct non-parameter storages a forward of ``model(x)`` saves."""
+def measure_saved(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, int]], torch.Tensor]:
+    """``([(part, bytes)], model(x))``: the distinct non-parameter storages the forward saves, and
+    its output (whose graph holds them until the caller drops it or runs the backward)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     parts = _parts(model)
     current = ["input"]
@@ -78,14 +95,14 @@ def measure_saved(model: nn.Module, x: torch.Tensor) -> list[tuple[str, int]]:
 
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model(x)
+            out = model(x)
     finally:
         for h in hooks:
             h.remove()
     totals = {name: 0 for name, _ in parts}
     for name, nbytes in counted.values():
         totals[name] = totals.get(name, 0) + nbytes
-    return list(totals.items())
+    return list(totals.items()), out
 
 
 def memory_report(arch: str, T: int = 4, size: int = 224, in_channels: int = 3, num_classes: int = 1000,
@@ -104,7 +121,7 @@ def memory_report(arch: str, T: int = 4, size: int = 224, in_channels: int = 3, 
     model = create_model(arch, num_classes=num_classes, T=T, in_channels=in_channels, memory=memory, **model_kwargs)
     model.train()
     shape = (T, in_channels, size, size) if frames else (in_channels, size, size)
-    two, three = (measure_saved(model, torch.rand(batch, *shape) * 2) for batch in (2, 3))
+    two, three = (measure_saved(model, torch.rand(batch, *shape) * 2)[0] for batch in (2, 3))
     stages = [(name, b3 - b2) for (name, b2), (_, b3) in zip(two, three)]
     constant = sum(b for _, b in two) - 2 * sum(b for _, b in stages)
     params = sum(p.numel() * p.element_size() for p in model.parameters())

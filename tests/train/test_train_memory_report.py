@@ -1,7 +1,6 @@
 """`snnres memory` and ``memory_report`` against what a training step really keeps, and the
 ``memory`` training option."""
 
-import ctypes
 import json
 
 import pytest
@@ -11,21 +10,7 @@ import torch.nn.functional as F
 from snnres.cli import main
 from snnres.models import create_model
 from snnres.train import TrainConfig
-from snnres.train.memory_report import memory_report
-
-
-def _live_heap() -> int | None:
-    """Bytes glibc's malloc holds (``mallinfo2``), or None without glibc."""
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = MallInfo2
-    except (OSError, AttributeError):
-        return None
-    info = libc.mallinfo2()
-    return int(info.uordblks + info.hblkhd)
+from snnres.train.memory_report import heap_bytes, memory_report
 
 
 def _measured(arch: str, memory: str, batch: int, **kw) -> tuple[int, int | None]:
@@ -44,10 +29,10 @@ def _measured(arch: str, memory: str, batch: int, **kw) -> tuple[int, int | None
             storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
-    before = _live_heap()
+    before = heap_bytes()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         logits = model(x)
-    after = _live_heap()
+    after = heap_bytes()
     F.cross_entropy(logits, y).backward()
     return sum(storages.values()), None if before is None else after - before
 
