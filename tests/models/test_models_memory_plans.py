@@ -112,3 +112,22 @@ def test_create_model_takes_the_plan():
     with pytest.raises(ValueError, match="spiking models"):
         create_model("resnet18", memory="lean")
     assert create_model("resnet18", memory="default") is not None
+
+
+def test_plans_agree_under_autocast():
+    # bf16 convs on the CPU: the recomputations re-enter the forward's autocast state.
+    torch.manual_seed(0)
+    base = create_model("ms-resnet-cifar8", T=3, widths=(8, 16, 16))
+    _randomise_norms(base)
+    x, y = _inputs("ms-cifar")
+    runs = {}
+    for memory in ("reference", "default", "lean"):
+        model = set_memory(copy.deepcopy(base), memory)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        runs[memory] = loss.detach(), {n: p.grad for n, p in model.named_parameters()}
+    for memory in ("default", "lean"):
+        assert torch.equal(runs[memory][0], runs["reference"][0])
+        for name, g_ref in runs["reference"][1].items():
+            torch.testing.assert_close(runs[memory][1][name], g_ref, rtol=1e-3, atol=1e-3 * float(g_ref.abs().max()))
