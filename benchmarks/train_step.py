@@ -19,7 +19,8 @@ the wall time), images/s, and memory three ways:
 - ``kept``: bytes the allocator holds after the forward that it did not hold before (glibc's
   ``mallinfo2`` on the CPU, ``memory_allocated`` on a GPU): everything the backward will need;
 - ``peak``: ``max_memory_allocated`` over a step on a GPU; on the CPU the peak RSS of a fresh
-  process that builds the peer and runs two steps, less its RSS before the first step.
+  process that builds the peer, loads its neuron kernels and runs two steps, less its RSS before
+  the first step (so it includes the gradients and SGD's momentum, the same for every peer).
 
 ``--budget-gib G`` adds ``ms-resnet104`` at 224x224: ``kept`` per sample (from batch 1 and 2; it is
 linear in the batch) and the largest batch whose ``kept`` fits in G GiB, per peer.
@@ -203,6 +204,11 @@ def _status_kib(field: str) -> int:
 def run_child(args) -> None:
     case_name, peer = args.child
     peers, y = build(CASES.get(case_name, BUDGET_CASE), args.batch, args.T, "cpu", peers=(peer,))
+    for module in peers[peer].model.modules():  # load the numba kernels first: ~100 MiB of JIT-cache RSS
+        if isinstance(module, _SpikingNeuron):
+            x = torch.randn(args.T, 64, requires_grad=True)
+            module(x).sum().backward()
+            module.input_grad(x.detach(), torch.ones_like(x))
     Path("/proc/self/clear_refs").write_text("5")  # the peak RSS (VmHWM) starts again from the current RSS
     rss_before = _status_kib("VmRSS")
     for _ in range(2):
@@ -213,6 +219,7 @@ def run_child(args) -> None:
 
 # ----------------------------------------------------------------------------- the benchmark
 def bench_case(args, case_name: str) -> dict:
+    load = os.getloadavg()
     peers, y = build(CASES[case_name], args.batch, args.T, args.device)
     counts = {name: sum(p.numel() for p in peer.model.parameters()) for name, peer in peers.items()}
     assert len(set(counts.values())) == 1, f"parameter counts differ: {counts}"
@@ -254,7 +261,8 @@ def bench_case(args, case_name: str) -> dict:
             "saved_vs_reference": memory[name]["saved_bytes"] / memory[BASELINE]["saved_bytes"],
             "kept_vs_reference": memory[name]["kept_bytes"] / memory[BASELINE]["kept_bytes"],
         })
-    return {"case": case_name, "arch": CASES[case_name][0], "size": CASES[case_name][1], "rows": rows}
+    return {"case": case_name, "arch": CASES[case_name][0], "size": CASES[case_name][1], "rounds": args.rounds,
+            "date": date.today().isoformat(), "load_average": load, "rows": rows}
 
 
 def bench_budget(args) -> dict:
@@ -274,7 +282,8 @@ def bench_budget(args) -> dict:
                      "saved_bytes_per_sample": slope["saved_bytes"],
                      "max_batch_kept": int((budget - base["kept_bytes"]) // slope["kept_bytes"]),
                      "max_batch_saved": int((budget - base["saved_bytes"]) // slope["saved_bytes"])})
-    return {"arch": BUDGET_CASE[0], "size": BUDGET_CASE[1], "budget_gib": args.budget_gib, "rows": rows}
+    return {"arch": BUDGET_CASE[0], "size": BUDGET_CASE[1], "budget_gib": args.budget_gib, "T": args.T,
+            "date": date.today().isoformat(), "rows": rows}
 
 
 def machine(device: str) -> str:
@@ -309,7 +318,7 @@ def print_table(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)} ('' for none)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--T", type=int, default=4)
@@ -325,21 +334,33 @@ def main() -> None:
         return run_child(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: PyTorch sees no CUDA device")
-    load = os.getloadavg()
     result = {"benchmark": "train_step", "device": args.device, "machine": machine(args.device),
-              "date": date.today().isoformat(), "torch": torch.__version__, "batch": args.batch, "T": args.T,
-              "rounds": args.rounds, "threads": args.threads, "load_average_start": load,
+              "torch": torch.__version__, "batch": args.batch, "T": args.T, "threads": args.threads,
               "timing": "wall" if args.device == "cuda" else "process CPU time", "cases": []}
-    for case_name in args.cases.split(","):
-        result["cases"].append(bench_case(args, case_name))
-    if args.budget_gib:
-        result["budget"] = bench_budget(args)
-    result["load_average_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"train_step-{args.device}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print_table(result)
+    for case_name in filter(None, args.cases.split(",")):
+        result["cases"].append(bench_case(args, case_name))
+        save(path, result)  # each case as soon as it is done: cases run apart accumulate in one file
+    if args.budget_gib:
+        result["budget"] = bench_budget(args)
+    print_table(save(path, result))
     print(f"\nwrote {path}")
+
+
+def save(path: Path, result: dict) -> dict:
+    """Write ``result`` into ``path``, keeping the cases (and budget) of earlier runs it does not redo."""
+    merged = dict(result)
+    if path.exists():
+        old = json.loads(path.read_text())
+        if (old.get("batch"), old.get("T"), old.get("device")) == (result["batch"], result["T"], result["device"]):
+            done = {c["case"] for c in result["cases"]}
+            merged["cases"] = [c for c in old.get("cases", []) if c["case"] not in done] + result["cases"]
+            merged.setdefault("budget", old.get("budget"))
+    if merged.get("budget") is None:
+        merged.pop("budget", None)
+    path.write_text(json.dumps(merged, indent=2))
+    return merged
 
 
 if __name__ == "__main__":

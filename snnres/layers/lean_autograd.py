@@ -40,12 +40,19 @@ def autocast_state(device_type: str) -> tuple[str, torch.dtype | None]:
     return device_type, None
 
 
-def recompute_context(state: tuple[str, torch.dtype | None]):
-    """Grad mode on, and the forward's autocast state, for a recomputation inside a backward."""
+def autocast_like(state: tuple[str, torch.dtype | None]):
+    """The forward's autocast state again, for a recomputation inside a backward."""
     device_type, dtype = state
+    if dtype is None and not torch.is_autocast_enabled(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
+
+
+def recompute_context(state: tuple[str, torch.dtype | None]):
+    """Grad mode on, and the forward's autocast state, for a recomputation under autograd."""
     stack = contextlib.ExitStack()
     stack.enter_context(torch.enable_grad())
-    stack.enter_context(torch.autocast(device_type, dtype=dtype, enabled=dtype is not None))
+    stack.enter_context(autocast_like(state))
     return stack
 
 
@@ -195,7 +202,7 @@ class RecomputedUnit(torch.autograd.Function):
             return RecomputedUnit._backward_by_autograd(ctx, stored, grad_out, need_x)
         inner, T = ctx.inner, ctx.x_shape[0]
         x = _restore_input(stored, ctx.max_count, ctx.x_shape, ctx.x_dtype)
-        with recompute_context(ctx.state), torch.no_grad():
+        with autocast_like(ctx.state):
             if is_repeated_over_time(x) and ctx.neuron is None:
                 c = repeated_conv(inner, x)  # BN's backward alone sees it: rounding is harmless
             else:

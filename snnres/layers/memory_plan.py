@@ -53,7 +53,9 @@ def _plain_conv(conv: nn.Module) -> nn.Conv2d | None:
 def _needs_grad(x: torch.Tensor, *modules: nn.Module | None) -> bool:
     if not torch.is_grad_enabled():
         return False
-    return x.requires_grad or any(p.requires_grad for m in modules if m is not None for p in m.parameters())
+    if x.requires_grad:
+        return True
+    return any(p.requires_grad for m in modules if m is not None for p in m.parameters())
 
 
 def _params(*modules: nn.Module | None) -> list[torch.Tensor]:

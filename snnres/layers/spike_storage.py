@@ -13,6 +13,8 @@ import torch
 
 BITS, BYTES, RAW = "bits", "bytes", "raw"
 MAX_BYTE = 255
+_BIT_VALUES = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]
+_SHIFTS = [[0], [1], [2], [3], [4], [5], [6], [7]]
 
 
 def storage_kind(max_count: int | None) -> str:
@@ -35,14 +37,12 @@ def pack_bits(x: torch.Tensor) -> torch.Tensor:
     pad = (-flat.numel()) % 8
     if pad:
         flat = torch.nn.functional.pad(flat, (0, pad))
-    weights = torch.pow(2.0, torch.arange(8, device=flat.device, dtype=flat.dtype))
-    return (weights @ flat.view(8, -1)).to(torch.uint8)
+    return (flat.new_tensor(_BIT_VALUES) @ flat.view(8, -1)).to(torch.uint8)
 
 
 def unpack_bits(packed: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tensor:
     """Inverse of ``pack_bits``: the first ``numel`` values as a flat tensor of ``dtype``."""
-    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device).view(8, 1)
-    bits = (packed.unsqueeze(0) >> shifts) & 1
+    bits = packed.unsqueeze(0).bitwise_right_shift(packed.new_tensor(_SHIFTS)).bitwise_and_(1)
     return bits.to(dtype).view(-1)[:numel]
 
 
