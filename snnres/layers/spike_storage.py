@@ -5,6 +5,8 @@ small sums of those on a spiking residual stream. Its weight gradient needs that
 it is stored as bits (``max_count == 1``: 1/32 of fp32) or bytes (``max_count <= 255``: 1/4) and
 turned back into the same floating-point values in the backward. Anything else is kept as it is
 (an expanded view, such as a static image repeated over T, keeps only the storage it views).
+``pack_bits`` / ``unpack_bits`` here work on any device; on the CPU ``restore`` unpacks with
+``bits_numba``, the same layout in one pass (tested against ``unpack_bits``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def unpack_bits(packed: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.T
     return bits.to(dtype).view(-1)[:numel]
 
 
+def _numba_bits(packed: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether ``bits_numba`` (one pass) does the unpacking: fp32/fp64 on the CPU."""
+    return packed.device.type == "cpu" and dtype in (torch.float32, torch.float64)
+
+
 def store(x: torch.Tensor, max_count: int | None) -> torch.Tensor:
     """``x`` in the compact form ``storage_kind(max_count)`` names (``restore`` inverts it)."""
     kind = storage_kind(max_count)
@@ -60,6 +67,10 @@ def restore(stored: torch.Tensor, max_count: int | None, shape: torch.Size, dtyp
     """The tensor ``store`` was given, with the same values (contiguous unless it was kept raw)."""
     kind = storage_kind(max_count)
     if kind == BITS:
+        if _numba_bits(stored, dtype):
+            from . import bits_numba
+
+            return bits_numba.unpack_bits(stored, shape.numel(), dtype).view(shape)
         return unpack_bits(stored, shape.numel(), dtype).view(shape)
     if kind == BYTES:
         return stored.to(dtype)

@@ -26,6 +26,17 @@ def test_bits_round_trip(numel, dtype):
     assert back.dtype == dtype and torch.equal(back, x)
 
 
+@pytest.mark.parametrize("numel", [4096, 1001, 7])
+def test_numba_bits_equal_the_torch_reference(numel):
+    from snnres.layers import bits_numba
+    from snnres.layers.spike_storage import pack_bits, unpack_bits
+
+    x = (torch.rand(numel) < 0.4).float()
+    packed = pack_bits(x)
+    assert torch.equal(bits_numba.unpack_bits(packed, numel, torch.float64), unpack_bits(packed, numel, torch.float64))
+    assert torch.equal(bits_numba.unpack_bits(packed, numel, torch.float32), x)
+
+
 def test_counts_as_bytes_and_other_values_as_they_are():
     counts = torch.randint(0, 256, (3, 5, 7)).float()
     stored = store(counts, 255)
