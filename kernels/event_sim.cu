@@ -64,10 +64,11 @@ extern "C" __global__ void snnres_sim_scatter(const float* in, const float* w, f
     }
 }
 
-// One thread per neuron i (channel i % C), all T steps in order, Levels levels with thresholds
-// th[k]: X = current[t, i] + bias[c] (no bias: X = current), per level
+// One thread per neuron i (channel i % C), all T steps in order, Levels levels; thresholds holds
+// th[k], the least H that fires (V_th, or the next float above it for fire="gt"), then V_th[k]:
+// X = current[t, i] + bias[c] (no bias: X = current), per level
 // H = V + (X - (V - V_r)) / tau (decay_input) or V - (V - V_r) / tau + X, as x * (1 / tau) like
-// PyTorch on the GPU and kernels/lif.cu; S = H >= th[k]; V = V_r (hard) or H - th[k] on a spike,
+// PyTorch on the GPU and kernels/lif.cu; S = H >= th[k]; V = V_r (hard) or H - V_th[k] on a spike,
 // else H. spikes[t, i] = number of levels that fired. Per thread: fired += spikes, updates +=
 // steps with X != 0 or a level away from rest (what the CPU simulator computes).
 template <int Levels>
@@ -76,8 +77,11 @@ __device__ __forceinline__ void neurons_body(const float* current, const float* 
                                              float inv_tau, float v_rest, int decay_input, int hard_reset,
                                              long long& fired_total, long long& updates) {
     const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-    float th[Levels];
-    for (int k = 0; k < Levels; ++k) th[k] = thresholds[k];
+    float th[Levels], v_th[Levels];
+    for (int k = 0; k < Levels; ++k) {
+        th[k] = thresholds[k];
+        v_th[k] = thresholds[Levels + k];
+    }
     for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < N; i += stride) {
         float state[Levels];
         for (int k = 0; k < Levels; ++k) state[k] = v[k * N + i];
@@ -94,7 +98,7 @@ __device__ __forceinline__ void neurons_body(const float* current, const float* 
                     ? __fadd_rn(vk, __fmul_rn(__fsub_rn(x, __fsub_rn(vk, v_rest)), inv_tau))
                     : __fadd_rn(__fsub_rn(vk, __fmul_rn(__fsub_rn(vk, v_rest), inv_tau)), x);
                 const bool spike = h >= th[k];
-                state[k] = spike ? (hard_reset ? v_rest : __fsub_rn(h, th[k])) : h;
+                state[k] = spike ? (hard_reset ? v_rest : __fsub_rn(h, v_th[k])) : h;
                 fired += spike ? 1 : 0;
             }
             spikes[t * N + i] = static_cast<float>(fired);

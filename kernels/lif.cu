@@ -3,7 +3,8 @@
 //
 // Equations (snnres/neurons/functional.py states them; this file follows them):
 //   decay_input: H = V + (X - (V - V_rest)) / tau      else: H = V - (V - V_rest) / tau + X
-//   S = H >= V_th,k ;  hard reset: V = S * V_reset + (1 - S) * H ;  soft: V = H - S * V_th,k
+//   S = H >= V_th,k (or H > V_th,k with FIRE_GT) ;  hard reset: V = S * V_reset + (1 - S) * H ;
+//   soft: V = H - S * V_th,k
 // Division by tau is a multiply by 1/tau rounded to float, as PyTorch's CUDA division by a
 // Python scalar does, and every operation is explicitly rounded (__fadd_rn, __fmul_rn: no FMA
 // contraction), so fp32 spikes equal the torch reference's on the GPU bit for bit.
@@ -68,6 +69,9 @@
 #ifndef MAX_T
 #define MAX_T 16
 #endif
+#ifndef FIRE_GT
+#define FIRE_GT 0             // 1: a tie H == V_th does not fire (fire="gt")
+#endif
 
 typedef SCALAR scalar_t;
 
@@ -92,6 +96,14 @@ __device__ __forceinline__ void store_vec(scalar_t* __restrict__ p, long long i,
     *reinterpret_cast<__half2*>(p + i) = __floats2half2_rn(in[0], in[1]);
 #else
     store(p + i, in[0]);
+#endif
+}
+
+__device__ __forceinline__ bool fires(float h, float threshold) {
+#if FIRE_GT
+    return h > threshold;
+#else
+    return h >= threshold;
 #endif
 }
 
@@ -145,7 +157,7 @@ extern "C" __global__ void snnres_lif_forward(
 #pragma unroll
                 for (int k = 0; k < LEVELS; ++k) {
                     const float h = charge(v[k][e], xt[e], inv_tau, v_rest);
-                    const float s = h >= threshold[k] ? 1.0f : 0.0f;
+                    const float s = fires(h, threshold[k]) ? 1.0f : 0.0f;
                     v[k][e] = reset(h, s, threshold[k], v_rest);
                     total[e] += s;
                 }
@@ -162,7 +174,7 @@ __device__ __forceinline__ float backward_step(float h, float grad_s, float& gra
                                                float inv_tau, float v_rest, float alpha, float half_width) {
     const float sg = surrogate_grad(h - threshold, alpha, half_width);
 #if HARD_RESET
-    float dv_dh = h >= threshold ? 0.0f : 1.0f;
+    float dv_dh = fires(h, threshold) ? 0.0f : 1.0f;
 #if !DETACH_RESET
     dv_dh += (v_rest - h) * sg;
 #endif
@@ -230,7 +242,7 @@ __device__ __forceinline__ void backward_neuron(
         for (int k = 0; k < LEVELS; ++k) {
             const float h = charge(v[k], xt, inv_tau, v_rest);
             hs.at(k, t, T) = h;
-            v[k] = reset(h, h >= threshold[k] ? 1.0f : 0.0f, threshold[k], v_rest);
+            v[k] = reset(h, fires(h, threshold[k]) ? 1.0f : 0.0f, threshold[k], v_rest);
         }
     }
     const long long t_top = IN_REGISTERS ? MAX_T - 1 : T - 1;
@@ -252,7 +264,7 @@ __device__ __forceinline__ void backward_neuron(
                 float v_prev = to_float(v0[k * N + i]);
                 if (t > 0) {
                     const float hp = hs.at(k, t - 1, T);
-                    v_prev = reset(hp, hp >= threshold[k] ? 1.0f : 0.0f, threshold[k], v_rest);
+                    v_prev = reset(hp, fires(hp, threshold[k]) ? 1.0f : 0.0f, threshold[k], v_rest);
                 }
                 tau_sum += grad_h * dh_dtau(v_prev, to_float(x[t * N + i]), inv_tau, v_rest);
             }

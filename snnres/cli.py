@@ -40,6 +40,23 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipes(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .train.recipes import PAPER_RECIPES
+
+    console = Console()
+    table = Table("recipe", "arch", "data set", "T", "published", title="the papers' recipes: snnres train --recipe NAME")
+    for name, recipe in PAPER_RECIPES.items():
+        o = recipe["options"]
+        table.add_row(name, o["arch"], o["dataset"], str(o["T"]), recipe["result"])
+    console.print(table)
+    for name, recipe in PAPER_RECIPES.items():
+        console.print(f"{name}: {recipe['notes']}", markup=False)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from .models import list_models
 
@@ -70,7 +87,10 @@ TRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a TrainConfig field
     "--lr": (float, "peak learning rate (cosine schedule)"),
     "--optimizer": (str, "sgd or adamw"),
     "--momentum": (float, "SGD momentum"),
-    "--weight-decay": (float, "weight decay (not on BatchNorm or biases)"),
+    "--weight-decay": (float, "weight decay (on conv/linear weights only, unless --weight-decay-on all)"),
+    "--weight-decay-on": (str, "weights (default) or all: every parameter, as the papers' code"),
+    "--lr-schedule": (str, "cosine (per step, default), cosine-epoch or step (per epoch, the papers')"),
+    "--recipe": (str, "a paper's recipe, e.g. ms-resnet18-imagenet (snnres recipes lists them)"),
     "--label-smoothing": (float, "label smoothing"),
     "--warmup-epochs": (float, "linear warm-up epochs"),
     "--amp-dtype": (str, "bf16 or fp16 with --amp"),
@@ -289,6 +309,7 @@ def _dense_energy(args, trained, loader, constants) -> int:
     from rich.table import Table
 
     from .energy import energy_report
+    from .train.monitor import add_name_column
     from .train.run import resolve_device
 
     device = resolve_device(args.device)
@@ -297,7 +318,7 @@ def _dense_energy(args, trained, loader, constants) -> int:
     rows = report.layers if args.layers else _energy_rows_per_stage(report.layers)
     table = Table(title=f"{trained.info['model_args']['arch']} on {args.dataset or trained.dataset_name}, "
                         f"{report.samples} samples, per sample" + ("" if args.layers else " (per stage: --layers for every layer)"))
-    table.add_column("layer" if args.layers else "stage", overflow="fold")
+    add_name_column(table, "layer" if args.layers else "stage", [r["name"] for r in rows])
     for header in ("kind", "neurons", "spikes/neuron", "firing rate", "SOPs", "MACs"):
         table.add_column(header, justify="right", overflow="fold")
     for r in rows:
@@ -513,6 +534,32 @@ def _add_models(sub) -> None:
     sub.add_parser("models", help="list the registered architectures").set_defaults(func=_models)
 
 
+def _add_recipes(sub) -> None:
+    sub.add_parser("recipes", help="list the papers' training recipes").set_defaults(func=_recipes)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert.cli import convert_command
+
+    return convert_command(args.checkpoint, args.source_format, args.output, args.T, args.dataset,
+                           _key_values(args.dataset_arg))
+
+
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="an authors' released checkpoint as an snnres checkpoint")
+    p.add_argument("checkpoint", help="the .pth file their training script saved")
+    p.add_argument("--from", dest="source_format", required=True,
+                   choices=["official-ms-resnet", "official-mlf", "official-sew"],
+                   help="whose code saved it: Ariande1/MS-ResNet, langfengQ/MLF-DSResNet, "
+                        "fangwei123456/Spike-Element-Wise-ResNet")
+    p.add_argument("-o", "--output", required=True, help="snnres checkpoint to write")
+    p.add_argument("--T", type=int, help="time steps (default: the paper's for that network)")
+    p.add_argument("--dataset", help="data set eval & co. default to (default: the one it was trained on)")
+    p.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
+                   help="stored data set option, e.g. image_size=288 resize=320 (MS-ResNet-104's large test crop)")
+    p.set_defaults(func=_convert)
+
+
 def _add_sweep_depth(sub) -> None:
     sw = sub.add_parser("sweep-depth", help="the degradation study: accuracy and loss vs depth per family",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -549,8 +596,9 @@ def _add_diagnose(sub) -> None:
 
 
 #: Every subcommand's parser builder, in the order ``snnres --help`` lists them: one line each.
-COMMANDS = [_add_demo, _add_backends, _add_models, _add_train, _add_pretrain, _add_eval, _add_energy_report, _add_export,
-            _add_simulate, _add_sweep_depth, _add_diagnose, _add_memory]
+COMMANDS = [_add_demo, _add_backends, _add_models, _add_recipes, _add_train, _add_pretrain, _add_eval, _add_energy_report,
+            _add_export, _add_simulate, _add_convert, _add_sweep_depth, _add_diagnose,
+            _add_memory]
 
 
 def build_parser() -> argparse.ArgumentParser:

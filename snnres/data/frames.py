@@ -25,6 +25,8 @@ IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 class FrameOptions:
     augment: bool | None = None  # None: on for train, off for test
     image_size: int | None = None  # ImageNet crop size (224 unless given)
+    resize: int | None = None  # ImageNet test images: shorter side before the centre crop (image_size / 0.875)
+    auto_augment: bool = False  # ImageNet training: RandomResizedCrop + AutoAugment, no flip (MS-ResNet's)
 
 
 def _options(name: str, kwargs: dict) -> FrameOptions:
@@ -81,8 +83,8 @@ def make_imagenet(name: str, root, train: bool, T, download: bool, **kwargs):
     mean, std = IMAGENET_STATS
     augment = train if options.augment is None else options.augment
     if augment:
-        steps = [tv.RandomResizedCrop(size), tv.RandomHorizontalFlip()]
+        steps = [tv.RandomResizedCrop(size), tv.AutoAugment() if options.auto_augment else tv.RandomHorizontalFlip()]
     else:
-        steps = [tv.Resize(round(size / 0.875)), tv.CenterCrop(size)]
+        steps = [tv.Resize(options.resize or round(size / 0.875)), tv.CenterCrop(size)]
     transform = tv.Compose([*steps, tv.ToTensor(), tv.Normalize(mean, std)])
     return torchvision.datasets.ImageFolder(str(folder), transform=transform, loader=_checked_loader)

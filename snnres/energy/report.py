@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ..neurons.modules import _SpikingNeuron
+from ..neurons import SpikingNeuron
 from .constants import EnergyModel
 from .counting import SYNAPTIC, count_layer
 
@@ -37,9 +37,9 @@ class EnergyReport:
                 "layers": self.layers, "notes": self.notes}
 
     def to_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False))
-        return path
+        from ..files import write_text
+
+        return write_text(path, json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False))
 
     def to_markdown(self) -> str:
         lines = ["| layer | kind | neurons | spikes/neuron | firing rate | SOPs | MACs | note |",
@@ -116,7 +116,7 @@ def energy_report(model: nn.Module, loader: Iterable, max_batches: int | None = 
 
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, _SpikingNeuron):
+        if isinstance(module, SpikingNeuron):
             handles.append(module.register_forward_hook(neuron_hook(name)))
         elif isinstance(module, SYNAPTIC):
             handles.append(module.register_forward_pre_hook(synapse_hook(name)))

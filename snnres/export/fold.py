@@ -1,10 +1,9 @@
 """BatchNorm folding: NIR has no normalisation node, so BN becomes part of the layer before it.
 
 In eval mode ``BN(y) = y * s + b`` per channel with ``s = gamma / sqrt(var + eps)`` and
-``b = beta - mean * s``. Folded into a convolution or affine map ``y = W x + c``, this is
-``W' = W * s`` (per output channel) and ``c' = c * s + b``. A tdBN without a learnable scale
-(``ThresholdScaledBatchNorm2d(affine=False)``) multiplies the normalised value by ``alpha * V_th``
-in its forward, so its ``s`` and ``b`` carry that factor too.
+``b = beta - mean * s`` (a tdBN's own eps placement, ``alpha * V_th`` and parametrisation:
+``layers.eval_scale_shift``). Folded into a convolution or affine map ``y = W x + c``, this is
+``W' = W * s`` (per output channel) and ``c' = c * s + b``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..layers import ThresholdScaledBatchNorm2d
+from ..layers import eval_scale_shift
 from .errors import ExportError
 
 
@@ -26,19 +25,11 @@ def batchnorm_scale_shift(bn: nn.modules.batchnorm._BatchNorm, name: str) -> tup
             "folded into a fixed affine map; retrain with track_running_stats=True"
         )
     var = bn.running_var.detach().double().cpu().numpy()
-    mean = bn.running_mean.detach().double().cpu().numpy()
     if not np.all(var + bn.eps > 0):
         raise ExportError(f"layer {name!r} ({type(bn).__name__}): running_var + eps is not positive "
                           f"(min {float(np.min(var + bn.eps)):g}); its statistics are corrupt")
-    scale = 1.0 / np.sqrt(var + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.detach().double().cpu().numpy()
-    shift = -mean * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.detach().double().cpu().numpy()
-    if isinstance(bn, ThresholdScaledBatchNorm2d) and not bn.affine:
-        scale, shift = scale * bn.scale, shift * bn.scale  # its forward: BN(x) * alpha * V_th
-    return scale, shift
+    scale, shift = eval_scale_shift(bn)
+    return scale.cpu().numpy(), shift.cpu().numpy()
 
 
 def fold_into(weight: np.ndarray, bias: np.ndarray, scale: np.ndarray, shift: np.ndarray):

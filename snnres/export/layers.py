@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..neurons.modules import _SpikingNeuron
+from ..neurons import SpikingNeuron
 from .errors import ExportError
 from .fold import batchnorm_scale_shift, fold_into, to_numpy
 from .graph import Value
@@ -148,7 +148,7 @@ def convert_identity(tr, module, path, value, in_tensor, out_tensor) -> Value:
     return value
 
 
-def convert_neuron(tr, neuron: _SpikingNeuron, path, value, in_tensor, out_tensor) -> Value:
+def convert_neuron(tr, neuron: SpikingNeuron, path, value, in_tensor, out_tensor) -> Value:
     """One ``nir.LIF`` (or ``nir.IF``) per level (an MLF neuron has several), all fed the same edges.
 
     snnres: ``H = V + (X - (V - V_r)) / tau`` (decay_input) or ``H = V - (V - V_r) / tau + X``,
@@ -157,7 +157,9 @@ def convert_neuron(tr, neuron: _SpikingNeuron, path, value, in_tensor, out_tenso
     ``v = (1 - dt/tau_n) v + dt/tau_n (v_leak + r I)``, so ``tau_n = dt / (1 - beta) = dt tau``,
     ``v_leak = V_r`` and ``r = g tau`` (1 with decay_input, tau without). ``tau = inf`` without
     decay_input is integrate-and-fire, ``H = V + X``: NIR's IF ``dv/dt = r I`` stepped by Euler,
-    ``v = v + dt r I``, so ``r = 1/dt``.
+    ``v = v + dt r I``, so ``r = 1/dt``. NIR's neurons fire on ``v > v_threshold``: exactly a
+    ``fire="gt"`` neuron; a ``"ge"`` one differs on exact ties only (the node's metadata keeps
+    ``fire``, so ``from_nir`` rebuilds the same neuron).
     """
     if value.readout is not None:
         raise ExportError(f"neuron {path!r} comes after the mean over time; NIR cannot express it")
@@ -180,6 +182,7 @@ def convert_neuron(tr, neuron: _SpikingNeuron, path, value, in_tensor, out_tenso
         tr.notes.setdefault("reset", set()).add("soft (exported as hard)")
     else:
         tr.notes.setdefault("reset", set()).add("hard")
+    tr.notes.setdefault("fire", set()).add(p.fire)
     v_reset = 0.0 if p.v_reset is None else float(p.v_reset)
     integrate_and_fire = math.isinf(tau) and tau > 0 and not p.decay_input
     fields = {"tau": tau, "v_reset": v_reset, **{f"v_threshold (level {k})": t for k, t in enumerate(p.thresholds)}}
@@ -193,7 +196,7 @@ def convert_neuron(tr, neuron: _SpikingNeuron, path, value, in_tensor, out_tenso
     full = lambda x: np.full(value.shape, x, dtype=dtype)  # noqa: E731 - NIR wants full-shape arrays
     sources = []
     for level, threshold in enumerate(p.thresholds):
-        meta = {"snnres_layer": path, "level": level, "levels": p.levels}
+        meta = {"snnres_layer": path, "level": level, "levels": p.levels, "fire": p.fire}
         if integrate_and_fire:
             node = nir.IF(r=full(1.0 / dt), v_threshold=full(threshold), v_reset=full(v_reset), metadata=meta)
         else:
@@ -208,7 +211,7 @@ _UNSUPPORTED = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, 
                 nn.MultiheadAttention, nn.FractionalMaxPool2d)
 
 CONVERTERS = (
-    (_SpikingNeuron, convert_neuron),
+    (SpikingNeuron, convert_neuron),
     (nn.Conv2d, convert_conv2d),
     (nn.Linear, convert_linear),
     ((nn.BatchNorm1d, nn.BatchNorm2d), convert_batchnorm),

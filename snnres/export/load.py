@@ -6,7 +6,8 @@ node's input shape worked out from the Input and checked against the node's fiel
 follow NIR's equations stepped by forward Euler with ``dt`` (``load_neurons``), the edges into a
 node are summed. A feed-forward graph runs each node once over the whole sequence; a graph with
 cycles runs one time step at a time, every cycle cut at one edge with a one-step delay
-(``load_graph``). Neurons fire on ``v > v_threshold``, as NIR defines.
+(``load_graph``). Neurons fire on ``v > v_threshold``, as NIR defines (``v >= v_threshold`` where
+snnres's metadata records a ``fire="ge"`` neuron).
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ current ``I`` of a node is the sum of its incoming edges at that step)::
     Threshold:        z[t] = I[t] > threshold
     Delay:            y[t] = I[t - round(delay / dt)]   (0 before the first step)
 
-The output is ``z`` for spiking nodes and ``v`` for LI, I and CubaLI. The state starts at rest:
+The output is ``z`` for spiking nodes and ``v`` for LI, I and CubaLI. A node snnres exported from
+a neuron that fires on ``v >= v_threshold`` (``fire="ge"``, recorded in the node's metadata)
+fires that way again, so the network comes back exactly. The state starts at rest:
 ``v = v_leak`` (``v_reset`` for IF, 0 for I), ``i = 0``. The current enters the membrane in the
 same step (snnTorch's ``Synaptic`` and SpikingJelly's ``CUBALIFNode`` order). Every parameter may
 differ across neurons: a full-shape array or a single value for the whole node. ``NIRNeuron`` is
@@ -80,9 +82,9 @@ def _rate(name: str, node, field: str, tau: np.ndarray, dt: float) -> np.ndarray
 class NIRNeuron(nn.Module):
     """The reference: NIR's neuron equations (module docstring), per-neuron parameters, plain torch."""
 
-    def __init__(self, kind: str, coefficients: dict[str, np.ndarray], dtype: torch.dtype):
+    def __init__(self, kind: str, coefficients: dict[str, np.ndarray], dtype: torch.dtype, fire: str = "gt"):
         super().__init__()
-        self.kind = kind
+        self.kind, self.fire = kind, fire
         for key, value in coefficients.items():
             self.register_buffer(key, torch.as_tensor(value, dtype=dtype))
 
@@ -114,7 +116,7 @@ class NIRNeuron(nn.Module):
             else:
                 v = v + self.rate * (self.v_leak - v + self.r * drive)
             if self.spiking:
-                spiked = v > self.v_threshold
+                spiked = v > self.v_threshold if self.fire == "gt" else v >= self.v_threshold
                 outputs.append(spiked.to(x.dtype))
                 v = torch.where(spiked, self.v_reset, v)
             else:
@@ -123,14 +125,18 @@ class NIRNeuron(nn.Module):
         return torch.stack(outputs), state
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, neurons={tuple(getattr(self, 'r').shape)}"
+        return f"kind={self.kind}, neurons={tuple(getattr(self, 'r').shape)}, fire={self.fire}"
 
 
-def neuron_coefficients(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt: float) -> tuple[str, dict]:
-    """``(kind, coefficients)`` of a NIR neuron node: the per-step factors of the equations."""
+def neuron_parameters(name: str, node: nir.NIRNode, shape: tuple[int, ...]) -> tuple[str, dict[str, np.ndarray]]:
+    """``(kind, {field: array of shape})`` of a NIR neuron node, every field checked."""
     kind, fields = NEURON_FIELDS[type(node)]
-    p = {field: parameter(name, node, field, shape) for field in fields}
-    c: dict[str, np.ndarray] = {}
+    return kind, {field: parameter(name, node, field, shape) for field in fields}
+
+
+def neuron_coefficients(name: str, node: nir.NIRNode, kind: str, p: dict, dt: float) -> dict[str, np.ndarray]:
+    """The per-step factors of the equations (module docstring) for ``NIRNeuron``."""
+    c: dict[str, np.ndarray] = {"r": p["r"]}
     if kind in ("IF", "I"):
         c["gain"] = dt * p["r"]
     elif kind in ("LIF", "LI"):
@@ -139,32 +145,38 @@ def neuron_coefficients(name: str, node: nir.NIRNode, shape: tuple[int, ...], dt
         c["syn_rate"] = _rate(name, node, "tau_syn", p["tau_syn"], dt)
         c["rate"] = _rate(name, node, "tau_mem", p["tau_mem"], dt)
         c["v_leak"], c["w_in"] = p["v_leak"], p["w_in"]
-    c["r"] = p["r"]
     for field in ("v_threshold", "v_reset"):
         if field in p:
             c[field] = p[field]
-    return kind, c
+    return c
 
 
-def snnres_lif(kind: str, c: dict[str, np.ndarray], dt: float, backend: str):
-    """The snnres ``LIF`` with these coefficients when one exists (one value per field), else None.
+def fire_mode(name: str, node: nir.NIRNode) -> str:
+    """``"gt"`` (NIR's ``v > v_threshold``) unless snnres's metadata says ``"ge"``."""
+    fire = (node.metadata or {}).get("fire", "gt")
+    fire = fire.decode() if isinstance(fire, bytes) else str(fire)
+    if fire not in ("gt", "ge"):
+        raise ExportError(f"{type(node).__name__} {name!r}: metadata fire = {fire!r}; expected 'gt' or 'ge'")
+    return fire
+
+
+def snnres_lif(kind: str, p: dict[str, np.ndarray], dt: float, backend: str, fire: str):
+    """The snnres ``LIF`` with these parameters when one exists (one value per field), else None.
 
     LIF: ``v + dt/tau (v_leak - v + r I)`` with ``v_leak = v_reset`` is snnres's
     ``tau_s = tau/dt`` LIF, ``decay_input`` for ``r = 1`` and not for ``r = tau_s``; IF with
-    ``dt r = 1`` is ``tau = inf``, ``decay_input=False``. Both fire on ``v > v_threshold``.
+    ``dt r = 1`` is ``tau = inf``, ``decay_input=False``; ``fire`` as the node says.
     """
-    from ..neurons import LIF, NeuronParams
+    from ..neurons import LIF
 
-    if "fire" not in NeuronParams.__dataclass_fields__:  # a LIF without fire="gt" fires on >=, not NIR's >
+    if kind not in ("LIF", "IF") or any(np.ptp(a) != 0 for a in p.values()):
         return None
-    if kind not in ("LIF", "IF") or any(np.ptp(a) != 0 for a in c.values()):
-        return None
-    one = {key: float(a.reshape(-1)[0]) for key, a in c.items()}
-    common = dict(v_threshold=one["v_threshold"], v_reset=one["v_reset"], fire="gt", backend=backend)
+    one = {key: float(a.reshape(-1)[0]) for key, a in p.items()}
+    common = dict(v_threshold=one["v_threshold"], v_reset=one["v_reset"], fire=fire, backend=backend)
     if kind == "IF":
-        return LIF(tau=math.inf, decay_input=False, **common) if math.isclose(one["gain"], 1.0, rel_tol=1e-9) else None
-    tau = 1.0 / one["rate"]
-    if not math.isclose(one["v_leak"], one["v_reset"], rel_tol=1e-9, abs_tol=1e-12):
+        return LIF(tau=math.inf, decay_input=False, **common) if math.isclose(dt * one["r"], 1.0, rel_tol=1e-9) else None
+    tau = one["tau"] / dt
+    if tau < 1.0 or not math.isclose(one["v_leak"], one["v_reset"], rel_tol=1e-9, abs_tol=1e-12):
         return None
     if math.isclose(one["r"], 1.0, rel_tol=1e-9):
         return LIF(tau=tau, decay_input=True, **common)

@@ -19,7 +19,8 @@ from torch import nn
 
 from ..layers import SeqToANN
 from .errors import ExportError
-from .load_neurons import NEURON_FIELDS, Delay, Heaviside, NIRNeuron, delay_steps, neuron_coefficients, parameter, snnres_lif
+from .load_neurons import (NEURON_FIELDS, Delay, Heaviside, NIRNeuron, delay_steps, fire_mode, neuron_coefficients,
+                           neuron_parameters, parameter, snnres_lif)
 
 
 @dataclass
@@ -189,9 +190,10 @@ def _threshold(name, node, in_shape, options) -> Built:
 
 
 def _neuron(name, node, in_shape, options) -> Built:
-    kind, coefficients = neuron_coefficients(name, node, in_shape, options.dt)
-    fast = snnres_lif(kind, coefficients, options.dt, options.backend) if options.strategy == "auto" else None
-    return Built(fast if fast is not None else NIRNeuron(kind, coefficients, options.dtype), in_shape)
+    kind, p = neuron_parameters(name, node, in_shape)
+    coefficients, fire = neuron_coefficients(name, node, kind, p, options.dt), fire_mode(name, node)
+    fast = snnres_lif(kind, p, options.dt, options.backend, fire) if options.strategy == "auto" else None
+    return Built(fast if fast is not None else NIRNeuron(kind, coefficients, options.dtype, fire), in_shape)
 
 
 def _delay(name, node, in_shape, options) -> Built:

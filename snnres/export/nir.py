@@ -25,6 +25,14 @@ from .trace import Tracer
 INPUT_LAYOUTS = {"static": ("B",), "frames": ("B", "T"), "time-first": ("T", "B")}
 
 
+def spike_condition(fire_modes: set[str]) -> str:
+    """The metadata line on how the network's spike test relates to NIR's ``v > v_threshold``."""
+    if not fire_modes or fire_modes == {"gt"}:
+        return "snnres fires on H > V_th (fire='gt'), as NIR's v > v_threshold: exact"
+    return ("some snnres neurons fire on H >= V_th (fire='ge'), NIR on v > v_threshold: equal except on "
+            "exact ties (each LIF node's metadata records its fire mode)")
+
+
 def to_nir(model: nn.Module, input_shape, dt: float = 1e-4, *, allow_lossy: bool = False,
            T: int | None = None, input_layout: str = "static") -> nir.NIRGraph:
     """Export ``model`` to NIR.
@@ -108,7 +116,7 @@ def to_nir(model: nn.Module, input_shape, dt: float = 1e-4, *, allow_lossy: bool
             "(integrate-and-fire, H = V + X) -> nir.IF r = 1/dt; an MLF neuron is one LIF per level, "
             "their spikes summed by the edges leaving them"
         ),
-        "spike_condition": "snnres fires on H >= V_th, NIR on v > v_threshold: equal except on exact ties",
+        "spike_condition": spike_condition(tracer.notes.get("fire", set())),
         "initial_state": "v = v_reset (= v_leak) at the first time step",
     }
     _check_finite(builder.nodes)

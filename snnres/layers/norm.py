@@ -1,18 +1,31 @@
 """Threshold-dependent BatchNorm (tdBN, Zheng et al., AAAI 2021), as DS-ResNet uses it.
 
-The authors' layer (langfengQ/MLF-DSResNet, ``tdBatchNorm``) normalises to ``alpha * V_th`` and
-then applies a learnable scale ``lambda`` (initialised to 1) and shift ``beta``::
+With ``s = alpha * V_th``, per channel over (T, B, H, W) when wrapped in ``SeqToANN``::
 
-    y = alpha * V_th * (x - mean) / sigma * lambda + beta
+    eps_placement="outside":  y = s (x - mean) / (sqrt(var) + eps) * lambda + beta   (the authors')
+    eps_placement="inside":   y = s (x - mean) / sqrt(var + eps) * lambda + beta     (PyTorch's BN)
 
-Here the layer is an ordinary ``BatchNorm2d`` whose ``weight`` is the *effective* scale
-``gamma = alpha * V_th * lambda`` (so eval-mode folding, export and the event simulator read it
-like any BatchNorm), and whose gradient is multiplied by ``(alpha * V_th)^2`` in the backward
-pass. With that, SGD with momentum and weight decay takes exactly the steps on ``gamma`` that it
-takes on ``lambda`` in the authors' code (``d gamma = s * d lambda`` and ``dL/d lambda =
-s * dL/d gamma`` with ``s = alpha * V_th``). The statistics span (T, B, H, W) per channel when the
-layer is wrapped in ``SeqToANN``. (The authors divide by ``sqrt(var) + eps`` rather than
-``sqrt(var + eps)``: the difference is below float precision for ordinary variances.)
+The authors' layer (langfengQ/MLF-DSResNet, ``tdBatchNorm``) puts ``eps`` outside the root. The two
+differ by ``eps / (2 sqrt(var))`` relative for large variances, ~42 float32 ulps at ``var = 1``
+(``eps = 1e-5``), and by a factor ``sqrt(var + eps) / (sqrt(var) + eps)``, 3.3x, at ``var = 1e-6``:
+a channel that barely varies is amplified far more by the authors' layer. "outside" is computed
+in the authors' order of operations (so outputs equal theirs bit for bit), "inside" by
+``F.batch_norm``.
+
+``scale_param`` says what the learnable ``weight`` is:
+
+- ``"lambda"``: the authors' ``lambda`` (initialised to 1; the effective scale is ``s * lambda``).
+- ``"gamma"``: the effective scale ``gamma = s * lambda`` itself (initialised to ``s``), as
+  SpikingJelly's ``ThresholdDependentBatchNorm2d`` stores it.
+
+The forward pass is the same; the optimiser is not. SGD with weight decay takes the same steps in
+effective scale either way only if the gradient on ``gamma`` is ``s^2`` times smaller; plain
+``gamma`` gets ``1/s`` times the authors' steps (1.67x at ``s = 0.6``). Under Adam/AdamW the step is
+about ``lr`` per parameter whatever its gradient's scale, so ``gamma`` moves ``lr`` per step,
+``1/s`` times the authors' ``s * lr``, and no gradient scaling can undo that. ``lambda`` is the
+authors' exactly under every optimiser and keeps the learnable scale at 1 like every other BN
+weight, so it is the default; ``gamma`` reproduces SpikingJelly. ``eval_scale_shift`` gives the
+per-channel affine map of any eval-mode BN (plain or tdBN), which BN folding uses.
 """
 
 from __future__ import annotations
@@ -21,38 +34,99 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+EPS_PLACEMENTS = ("outside", "inside")
+SCALE_PARAMS = ("lambda", "gamma")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: expected one of {list(choices)} ({what})")
+
 
 class ThresholdScaledBatchNorm2d(nn.BatchNorm2d):
-    """tdBN: ``BatchNorm2d`` with ``weight`` initialised to ``alpha * v_threshold`` and its gradient
-    scaled by ``(alpha * v_threshold) ** 2`` (see the module docstring)."""
+    """tdBN: normalise, scale by ``alpha * v_threshold``, then the learnable affine map. Defaults are
+    the authors' (``eps_placement="outside"``, ``scale_param="lambda"``); SpikingJelly's layer is
+    ``eps_placement="inside", scale_param="gamma"`` (module docstring)."""
 
-    def __init__(self, num_features: int, v_threshold: float, alpha: float = 1.0, affine: bool = True, **kwargs):
+    def __init__(self, num_features: int, v_threshold: float, alpha: float = 1.0, affine: bool = True,
+                 eps_placement: str = "outside", scale_param: str = "lambda", **kwargs):
         self.scale = float(alpha) * float(v_threshold)
         if not self.scale > 0:
             raise ValueError(f"tdBN needs alpha * v_threshold > 0, got alpha={alpha}, v_threshold={v_threshold}")
+        _check_choice("eps_placement", eps_placement, EPS_PLACEMENTS,
+                      "outside: sqrt(var) + eps, the authors'; inside: sqrt(var + eps), PyTorch's")
+        _check_choice("scale_param", scale_param, SCALE_PARAMS,
+                      "lambda: weight is the authors' lambda; gamma: weight is alpha * V_th * lambda")
+        self.eps_placement, self.scale_param = eps_placement, scale_param
         super().__init__(num_features, affine=affine, **kwargs)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
         if self.affine:
-            nn.init.constant_(self.weight, self.scale)
+            nn.init.constant_(self.weight, 1.0 if self.scale_param == "lambda" else self.scale)
+
+    def effective_weight(self) -> torch.Tensor | None:
+        """``alpha * V_th * lambda`` (the scale after normalising), or None without affine."""
+        if not self.affine:
+            return None
+        return self.weight * self.scale if self.scale_param == "lambda" else self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.affine:  # no learnable scale: normalise straight to alpha * V_th
-            return super().forward(x) * self.scale
         self._check_input_dim(x)
-        g = self.scale * self.scale
-        # value: weight; gradient: g * dL/dweight (the authors' parametrisation, see above)
-        weight = self.weight * g + (self.weight * (1.0 - g)).detach()
-        momentum = 0.0 if self.momentum is None else self.momentum
+        factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:  # as nn.BatchNorm2d.forward
             self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                momentum = 1.0 / float(self.num_batches_tracked)
-        use_batch_stats = self.training or self.running_mean is None
-        keep_stats = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if keep_stats else None, self.running_var if keep_stats else None,
-                            weight, self.bias, use_batch_stats, momentum, self.eps)
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked)
+        batch_stats = self.training or self.running_mean is None
+        if self.eps_placement == "outside":
+            return self._forward_outside(x, batch_stats, factor)
+        keep = not self.training or self.track_running_stats
+        y = F.batch_norm(x, self.running_mean if keep else None, self.running_var if keep else None,
+                         self.effective_weight(), self.bias, batch_stats, factor, self.eps)
+        return y if self.affine else y * self.scale
+
+    def _forward_outside(self, x: torch.Tensor, batch_stats: bool, factor: float) -> torch.Tensor:
+        """The authors' ``tdBatchNorm.forward``, operation for operation."""
+        if batch_stats:
+            mean = x.mean([0, 2, 3], keepdim=True)
+            var = x.var([0, 2, 3], keepdim=True, unbiased=False)
+            if self.track_running_stats and self.training:
+                n = x.numel() / x.size(1)
+                with torch.no_grad():  # the running variance is unbiased, as in nn.BatchNorm2d
+                    self.running_mean.copy_(factor * mean[0, :, 0, 0] + (1 - factor) * self.running_mean)
+                    self.running_var.copy_(factor * var[0, :, 0, 0] * n / (n - 1) + (1 - factor) * self.running_var)
+        else:
+            mean = self.running_mean[None, :, None, None]
+            var = self.running_var[None, :, None, None]
+        if not self.affine or self.scale_param == "lambda":
+            y = self.scale * (x - mean) / (torch.sqrt(var) + self.eps)
+        else:
+            y = (x - mean) / (torch.sqrt(var) + self.eps)
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, scale=alpha*V_th={self.scale:g}"
+        return (f"{super().extra_repr()}, scale=alpha*V_th={self.scale:g}, eps_placement={self.eps_placement}, "
+                f"scale_param={self.scale_param}")
+
+
+def eval_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(scale, shift)`` in float64 with ``bn(x) = x * scale + shift`` in eval mode,
+    for a plain BatchNorm and a tdBN alike (its ``alpha * V_th``, ``scale_param`` and
+    ``eps_placement`` included). The running statistics must exist (the caller says what to do)."""
+    var = bn.running_var.detach().double()
+    mean = bn.running_mean.detach().double()
+    if isinstance(bn, ThresholdScaledBatchNorm2d):
+        std = var.sqrt() + bn.eps if bn.eps_placement == "outside" else (var + bn.eps).sqrt()
+        if not bn.affine:
+            gain = torch.full_like(var, bn.scale)
+        else:
+            gain = bn.weight.detach().double() * (bn.scale if bn.scale_param == "lambda" else 1.0)
+    else:
+        std = (var + bn.eps).sqrt()
+        gain = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(var)
+    scale = gain / std
+    beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(var)
+    return scale, beta - mean * scale

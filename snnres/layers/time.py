@@ -39,9 +39,11 @@ def seq_bn(channels: int, weight_init: float = 1.0) -> SeqToANN:
     return SeqToANN(bn)
 
 
-def seq_tdbn(channels: int, v_threshold: float, alpha: float = 1.0, affine: bool = True) -> SeqToANN:
+def seq_tdbn(channels: int, v_threshold: float, alpha: float = 1.0, affine: bool = True,
+             eps_placement: str = "outside", scale_param: str = "lambda") -> SeqToANN:
     """Time-merged threshold-scaled BatchNorm (tdBN; see ``norm.ThresholdScaledBatchNorm2d``)."""
-    return SeqToANN(ThresholdScaledBatchNorm2d(channels, v_threshold, alpha, affine=affine))
+    return SeqToANN(ThresholdScaledBatchNorm2d(channels, v_threshold, alpha, affine=affine,
+                                               eps_placement=eps_placement, scale_param=scale_param))
 
 
 def check_input(x: torch.Tensor, in_channels: int, T: int | None = None, dtype: torch.dtype | None = None) -> None:

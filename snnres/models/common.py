@@ -14,10 +14,33 @@ from ..neurons import LIF, MLF
 #: MS-ResNet's neuron (Hu et al.): u = 0.25 u (1 - s) + x, s = u > 0.5, hard reset, detached,
 #: box surrogate of height 1 on |u - 0.5| < 0.5.
 ms_neuron = partial(LIF, tau=4 / 3, decay_input=False, v_threshold=0.5, v_reset=0.0, detach_reset=True,
-                    surrogate="rectangle", alpha=1.0)
-#: DS-ResNet's multi-level neuron (Feng et al.): thresholds 0.6/1.6/2.6, leak 0.25, reset kept in the graph.
+                    surrogate="rectangle", alpha=1.0, fire="gt")
+#: DS-ResNet's multi-level neuron (Feng et al.): thresholds 0.6/1.6/2.6, leak 0.25, reset kept in the
+#: graph, s = u > V_th per level.
 mlf_neuron = partial(MLF, levels=3, tau=4 / 3, v_threshold=0.6, spacing=1.0, decay_input=False,
-                     detach_reset=False, surrogate="rectangle", alpha=1.0)
+                     detach_reset=False, surrogate="rectangle", alpha=1.0, fire="gt")
+
+#: What ``convention`` changes in the MS-ResNet and DS-ResNet presets. "official": the authors' code
+#: (a tie u == V_th does not fire; tdBN divides by sqrt(var) + eps and learns lambda);
+#: "spikingjelly": SpikingJelly's Heaviside (u >= V_th) and ThresholdDependentBatchNorm2d
+#: (sqrt(var + eps), learns gamma = alpha V_th lambda).
+CONVENTIONS = {
+    "official": {"fire": "gt", "tdbn": {"eps_placement": "outside", "scale_param": "lambda"}},
+    "spikingjelly": {"fire": "ge", "tdbn": {"eps_placement": "inside", "scale_param": "gamma"}},
+}
+
+
+def convention_options(convention: str) -> dict:
+    """``CONVENTIONS[convention]``, or an error naming the choices."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention={convention!r}: expected one of {sorted(CONVENTIONS)} "
+                         "(official: the authors' code; spikingjelly: SpikingJelly's neuron and tdBN)")
+    return CONVENTIONS[convention]
+
+
+def preset_neuron(preset: Callable[..., nn.Module], convention: str) -> Callable[..., nn.Module]:
+    """A neuron preset (``ms_neuron``, ``mlf_neuron``) with the ``fire`` test of ``convention``."""
+    return partial(preset, fire=convention_options(convention)["fire"])
 #: SEW-ResNet's ImageNet neuron: integrate-and-fire (no leak), threshold 1, detached hard reset, ATan.
 if_neuron = partial(LIF, tau=float("inf"), decay_input=False, v_threshold=1.0, v_reset=0.0, detach_reset=True,
                     surrogate="atan", alpha=2.0)

@@ -4,7 +4,8 @@ Block: ``r = BN(conv3x3(SN(BN(conv3x3(SN(x))))))``, output ``r + shortcut(x)`` w
 after the addition: the residual stream carries real-valued membrane input; spikes flow only
 inside the branch. Shortcut: identity, ``BN(conv1x1/stride(x))`` (18/34, CIFAR) or
 ``BN(conv1x1(AvgPool2(x)))`` (104). BN weights start at the threshold 0.5, the branch's last
-BN at 0 (a block starts as the identity).
+BN at 0 (a block starts as the identity). ``convention="official"`` (the default) is the authors'
+neuron exactly, spiking on ``u > 0.5``; ``"spikingjelly"`` spikes on ``u >= 0.5`` like SpikingJelly.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 from torch import nn
 
 from ..layers import SeqToANN, SpikingSequential, conv_norm_neuron, seq_bn, seq_conv, spike_count_bound
-from .common import SpikingHead, SpikingNet, build_stages, ms_neuron, with_backend, zero_init_last_bn
+from .common import (SpikingHead, SpikingNet, build_stages, ms_neuron, preset_neuron, with_backend,
+                     zero_init_last_bn)
 from .registry import cifar_blocks, register, register_family
 
 BN_INIT = 0.5  # = the threshold, as the authors initialise their tdBN
@@ -56,14 +58,16 @@ class MembraneShortcutBlock(nn.Module):
 def ms_resnet(num_classes: int = 1000, T: int = 4, in_channels: int = 3, blocks=(2, 2, 2, 2),
               widths=(64, 128, 256, 512), strides=(2, 2, 2, 2), stem: str = "conv7", shortcut: str = "conv",
               dropout: float = 0.0, zero_init_residual: bool = True, backend: str | None = None,
-              neuron: Callable[..., nn.Module] | None = None) -> SpikingNet:
+              neuron: Callable[..., nn.Module] | None = None, convention: str = "official") -> SpikingNet:
     """An MS-ResNet of any layout (the registered names fix the papers' layouts).
 
     ``zero_init_residual`` (default True, as the authors' ``batch_norm_2d1``) zeroes the last BN
     of each branch; weights otherwise keep PyTorch's default initialisation, as in their code.
-    ``neuron`` replaces the MS neuron (a callable returning a module, e.g. ``partial(LIF, ...)``).
+    ``convention``: "official" (the MS neuron fires on ``u > V_th``, as the authors' code) or
+    "spikingjelly" (on ``u >= V_th``). ``neuron`` replaces the MS neuron (a callable returning a
+    module, e.g. ``partial(LIF, ...)``); ``convention`` then does not touch it.
     """
-    neuron = with_backend(neuron or ms_neuron, backend)
+    neuron = with_backend(neuron or preset_neuron(ms_neuron, convention), backend)
     w0 = widths[0]
     if stem == "conv7":  # ImageNet 18/34: conv7x7/2 + BN, no max-pool
         stem_module = SpikingSequential(seq_conv(in_channels, w0, 7, 2), seq_bn(w0, BN_INIT))

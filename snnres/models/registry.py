@@ -46,9 +46,14 @@ def create_model(name: str, num_classes: int = 10, T: int = 4, in_channels: int 
                  **kwargs) -> nn.Module:
     """Build a registered architecture by name (lower-case, dash-separated).
 
+    The MS-ResNet (``ms-resnet*``) and DS-ResNet (``ds-resnet*``) presets follow the authors' code
+    by default (``convention="official"``): their neurons fire on ``u > V_th``, and DS-ResNet's tdBN
+    divides by ``sqrt(var) + eps`` and learns the authors' ``lambda``. ``convention="spikingjelly"``
+    gives SpikingJelly's ``u >= V_th`` and its tdBN (``sqrt(var + eps)``, learning ``gamma``).
     ``memory``: what training keeps for the backward (``snnres.layers.memory_plan``): "default"
     (spikes as bits/bytes, BN + neuron keep BN's input), "lean" (each conv unit keeps only its
-    input and is recomputed in the backward) or "reference" (plain autograd). Same results in all.
+    input and is recomputed in the backward) or "reference" (plain autograd); the same results in
+    all. ``kwargs`` go to the builder (``widths``, ``first_stride``, ``backend``, ``neuron``, ...).
     """
     check_memory(memory)
     if name in _MODELS:

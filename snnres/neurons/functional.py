@@ -6,12 +6,16 @@ neuron ``K``), with time constant ``tau``, threshold ``V_th,k`` and reset potent
 
     decay_input=True:   H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau
     decay_input=False:  H[t] = V[t-1] - (V[t-1] - V_reset) / tau + X[t]
-    S[t] = Heaviside(H[t] - V_th,k)               (backward: the surrogate's g'(H[t] - V_th,k))
+    S[t] = H[t] >= V_th,k   (fire="ge")    or    S[t] = H[t] > V_th,k   (fire="gt")
+                                   (backward: the surrogate's g'(H[t] - V_th,k) either way)
     hard reset:         V[t] = S[t] * V_reset + (1 - S[t]) * H[t]
     soft reset:         V[t] = H[t] - S[t] * V_th,k        (v_reset=None)
 
 These are SpikingJelly's multi-step ``LIFNode`` equations, written in the same order of floating
-point operations so that spikes agree bit for bit. ``detach_reset`` stops the gradient through
+point operations so that spikes agree bit for bit. ``fire`` decides a tie ``H[t] = V_th``:
+SpikingJelly's Heaviside fires on it (``"ge"``, the default); the MS-ResNet and MLF authors' code
+does not (``"gt"``: ``u.gt(Vth)``), and NIR's LIF fires on ``v > v_threshold`` too. Exact ties
+are rare but do occur with trained weights. ``detach_reset`` stops the gradient through
 ``S[t]`` in the reset. The state starts at rest (``V[-1] = V_reset``, or 0 for a soft reset)
 unless a state is passed in, so a stream can be fed in chunks.
 
@@ -41,9 +45,11 @@ class NeuronParams:
     detach_reset: bool = False
     surrogate: str = "sigmoid"
     alpha: float = 4.0
+    fire: str = "ge"                 # "ge": spike on H >= V_th (SpikingJelly); "gt": on H > V_th
 
     def __post_init__(self) -> None:
         surrogate_id(self.surrogate)
+        check_fire(self.fire)
         if not self.thresholds:
             raise ValueError("a neuron needs at least one threshold (levels >= 1)")
         if not self.alpha > 0:
@@ -54,9 +60,26 @@ class NeuronParams:
         return len(self.thresholds)
 
     @property
+    def strict(self) -> bool:
+        """True when a tie ``H = V_th`` does not fire (``fire="gt"``)."""
+        return self.fire == "gt"
+
+    @property
     def rest(self) -> float:
         """The resting potential the state starts from."""
         return 0.0 if self.v_reset is None else float(self.v_reset)
+
+
+FIRE_MODES = ("ge", "gt")
+
+
+def check_fire(fire: str) -> None:
+    """A clear error unless ``fire`` is "ge" (spike on ``H >= V_th``) or "gt" (on ``H > V_th``)."""
+    if fire not in FIRE_MODES:
+        raise ValueError(
+            f"fire={fire!r}: expected 'ge' (spike when H >= V_th, SpikingJelly's convention) or 'gt' "
+            "(spike when H > V_th, the MS-ResNet / MLF authors' and NIR's)"
+        )
 
 
 def mlf_thresholds(levels: int = 3, v_threshold: float = 0.6, spacing: float = 1.0) -> tuple[float, ...]:
@@ -158,6 +181,7 @@ def lif(
     detach_reset: bool = False,
     surrogate: str = "sigmoid",
     alpha: float = 4.0,
+    fire: str = "ge",
     backend: str = "auto",
     check_finite: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +190,7 @@ def lif(
     ``x_seq``: ``[T, ...]``; ``v``: state ``x_seq.shape[1:]`` or None for rest.
     Returns ``(spikes [T, ...], v_last [...])``; ``v_last`` is the state to pass to the next chunk.
     """
-    params = NeuronParams((float(v_threshold),), v_reset, decay_input, detach_reset, surrogate, alpha)
+    params = NeuronParams((float(v_threshold),), v_reset, decay_input, detach_reset, surrogate, alpha, fire)
     spikes, v_last = run_neuron(x_seq, lif_state_as_levels(x_seq, v), tau, params, backend, check_finite)
     return spikes, v_last[0]
 
@@ -185,6 +209,7 @@ def mlf(
     detach_reset: bool = False,
     surrogate: str = "rectangle",
     alpha: float = 1.0,
+    fire: str = "gt",
     backend: str = "auto",
     check_finite: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,11 +217,11 @@ def mlf(
 
     Thresholds are ``thresholds`` if given, else ``v_threshold + k * spacing`` (0.6, 1.6, 2.6).
     Defaults are the DS-ResNet authors' (``u = 0.25 u (1 - s) + x``, reset not detached,
-    box surrogate of width 1 per level). ``v``: state ``[levels, *x_seq.shape[1:]]`` or None.
+    box surrogate of width 1 per level, spike on ``u > V_th``). ``v``: state ``[levels, *x_seq.shape[1:]]`` or None.
     Returns ``(spike counts [T, ...] in 0..levels, v_last [levels, ...])``.
     """
     ths = tuple(float(t) for t in thresholds) if thresholds is not None else mlf_thresholds(
         levels, v_threshold, spacing
     )
-    params = NeuronParams(ths, v_reset, decay_input, detach_reset, surrogate, alpha)
+    params = NeuronParams(ths, v_reset, decay_input, detach_reset, surrogate, alpha, fire)
     return run_neuron(x_seq, v, tau, params, backend, check_finite)

@@ -15,8 +15,12 @@ from torch import nn
 from .functional import NeuronParams, lif_state_as_levels, mlf_thresholds, run_neuron, run_neuron_input_grad
 
 
-class _SpikingNeuron(nn.Module):
-    """Shared body of LIF and MLF: parameters, optional learnable tau, dispatch to a backend."""
+class SpikingNeuron(nn.Module):
+    """The base of every spiking neuron layer (LIF, MLF): its dynamics in ``params``
+    (a ``NeuronParams``), ``tau`` (a float, or a tensor when learned), dispatch to a backend.
+
+    Other packages find neuron layers with ``isinstance(m, SpikingNeuron)`` and read ``params``
+    and ``tau``; a new neuron kind subclasses it."""
 
     def __init__(self, params: NeuronParams, tau: float, learn_tau: bool, backend: str, check_finite: bool):
         super().__init__()
@@ -70,16 +74,18 @@ class _SpikingNeuron(nn.Module):
         tau = f"learned (init {self._tau:.4g})" if self.learn_tau else f"{self._tau:.4g}"
         return (
             f"tau={tau}, thresholds={p.thresholds}, v_reset={p.v_reset}, decay_input={p.decay_input}, "
-            f"detach_reset={p.detach_reset}, surrogate={p.surrogate}(alpha={p.alpha}), backend={self.backend}"
+            f"detach_reset={p.detach_reset}, surrogate={p.surrogate}(alpha={p.alpha}), fire={p.fire}, "
+            f"backend={self.backend}"
         )
 
 
-class LIF(_SpikingNeuron):
+class LIF(SpikingNeuron):
     """Multi-step leaky integrate-and-fire neuron, ``[T, ...] -> spikes [T, ...]``.
 
     MS-ResNet's neuron: ``LIF(tau=4/3, decay_input=False, v_threshold=0.5, v_reset=0.0,
-    detach_reset=True, surrogate="rectangle", alpha=1.0)``. ``learn_tau=True`` makes tau a
-    parameter (PLIF). ``backend``: "auto", "torch", "numba" or "cupy".
+    detach_reset=True, surrogate="rectangle", alpha=1.0, fire="gt")``. ``fire``: "ge" spikes on
+    ``H >= V_th`` (SpikingJelly), "gt" on ``H > V_th`` (the MS-ResNet / MLF authors' code, NIR).
+    ``learn_tau=True`` makes tau a parameter (PLIF). ``backend``: "auto", "torch", "numba" or "cupy".
     """
 
     def __init__(
@@ -94,8 +100,9 @@ class LIF(_SpikingNeuron):
         backend: str = "auto",
         learn_tau: bool = False,
         check_finite: bool = False,
+        fire: str = "ge",
     ):
-        params = NeuronParams((float(v_threshold),), v_reset, decay_input, detach_reset, surrogate, alpha)
+        params = NeuronParams((float(v_threshold),), v_reset, decay_input, detach_reset, surrogate, alpha, fire)
         super().__init__(params, tau, learn_tau, backend, check_finite)
 
     @property
@@ -108,11 +115,12 @@ class LIF(_SpikingNeuron):
         return spikes, v_last[0]
 
 
-class MLF(_SpikingNeuron):
+class MLF(SpikingNeuron):
     """Multi-level firing neuron (DS-ResNet): ``levels`` LIF membranes on one input, spikes summed.
 
     Defaults are the authors': thresholds 0.6 / 1.6 / 2.6, ``u = 0.25 u (1 - s) + x``, hard reset
-    not detached, a box surrogate of width 1 around each level's threshold.
+    not detached, a box surrogate of width 1 around each level's threshold, and spikes on
+    ``u > V_th`` (``fire="gt"``, the authors' ``torch.gt``; "ge" for SpikingJelly's Heaviside).
     """
 
     def __init__(
@@ -130,11 +138,12 @@ class MLF(_SpikingNeuron):
         backend: str = "auto",
         learn_tau: bool = False,
         check_finite: bool = False,
+        fire: str = "gt",
     ):
         ths = tuple(float(t) for t in thresholds) if thresholds is not None else mlf_thresholds(
             levels, v_threshold, spacing
         )
-        params = NeuronParams(ths, v_reset, decay_input, detach_reset, surrogate, alpha)
+        params = NeuronParams(ths, v_reset, decay_input, detach_reset, surrogate, alpha, fire)
         super().__init__(params, tau, learn_tau, backend, check_finite)
 
     @property

@@ -54,20 +54,22 @@ def surrogate_grad(x: torch.Tensor, name: str, alpha: float) -> torch.Tensor:
 
 
 class SpikeFunction(torch.autograd.Function):
-    """``S = Heaviside(x) = (x >= 0)`` forward, ``dS/dx = g'(x)`` backward."""
+    """``S = (x >= 0)`` (or ``x > 0`` when ``strict``) forward, ``dS/dx = g'(x)`` backward."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, name: str, alpha: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, name: str, alpha: float, strict: bool = False) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.name, ctx.alpha = name, alpha
-        return (x >= 0).to(x.dtype)
+        return ((x > 0) if strict else (x >= 0)).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_spike: torch.Tensor):
         (x,) = ctx.saved_tensors
-        return grad_spike * surrogate_grad(x, ctx.name, ctx.alpha), None, None
+        return grad_spike * surrogate_grad(x, ctx.name, ctx.alpha), None, None, None
 
 
-def spike(x: torch.Tensor, name: str = "sigmoid", alpha: float = 4.0) -> torch.Tensor:
-    """Heaviside step with the named surrogate derivative."""
-    return SpikeFunction.apply(x, name, alpha)
+def spike(x: torch.Tensor, name: str = "sigmoid", alpha: float = 4.0, fire: str = "ge") -> torch.Tensor:
+    """Heaviside step with the named surrogate derivative: fires on ``x >= 0`` (``fire="ge"``) or
+    ``x > 0`` (``"gt"``). With ``x = H - V_th`` in floating point, ``x > 0`` exactly when ``H > V_th``
+    (a difference of two floats is zero only when they are equal), so either test is exact."""
+    return SpikeFunction.apply(x, name, alpha, fire == "gt")

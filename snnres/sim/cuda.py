@@ -95,11 +95,14 @@ def _params(graph: Graph, index: int, device: torch.device) -> dict[str, torch.T
     key = (index, str(device))
     if key not in graph.device_params:
         node = graph.nodes[index]
-        names = {ConvNode: ("w_t", "bias"), LinearNode: ("w_t", "bias"), NeuronNode: ("thresholds",)}
+        names = {ConvNode: ("w_t", "bias"), LinearNode: ("w_t", "bias")}
         graph.device_params[key] = {
             name: torch.from_numpy(np.ascontiguousarray(getattr(node, name))).to(device)
             for name in names.get(type(node), ()) if getattr(node, name) is not None
         }
+        if isinstance(node, NeuronNode):  # [least firing H per level, then V_th per level]
+            both = np.concatenate([node.thresholds, node.consts[3:3 + len(node.thresholds)]])
+            graph.device_params[key]["thresholds"] = torch.from_numpy(both.astype(np.float32)).to(device)
     return graph.device_params[key]
 
 

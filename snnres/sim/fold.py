@@ -2,7 +2,8 @@
 
 With BN's running statistics ``mu``, ``var``, affine ``gamma``, ``beta`` and ``eps``::
 
-    s  = gamma / sqrt(var + eps)           (one scale per output channel)
+    s  = gamma / sqrt(var + eps)           (one scale per output channel; a tdBN's own
+                                            placement of eps and alpha * V_th: layers.eval_scale_shift)
     W' = W * s                             (s broadcast over the output-channel axis)
     b' = b * s + (beta - mu * s)          (b = 0 when the layer has no bias)
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ..layers import eval_scale_shift
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -26,12 +29,7 @@ def bn_scale_shift(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
             f"{type(bn).__name__} has no running statistics (track_running_stats=False); "
             "the simulator needs eval-mode statistics to fold it"
         )
-    var = bn.running_var.detach().double()
-    mean = bn.running_mean.detach().double()
-    gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(var)
-    beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(var)
-    scale = gamma / torch.sqrt(var + bn.eps)
-    return scale, beta - mean * scale
+    return eval_scale_shift(bn)
 
 
 def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

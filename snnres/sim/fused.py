@@ -26,7 +26,7 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
 
     Neuron ``i = p * C + c`` gets ``X = sum_window val * w + bias[c]``, then per level ``k``
     (equations of ``kernels.neuron_part``) ``H = V_k + (X - (V_k - V_r)) / tau`` (or ``V_k - (V_k -
-    V_r) / tau + X``), ``S_k = H >= V_th,k``, ``V_k = V_r`` (hard) or ``H - V_th,k`` (soft) on a
+    V_r) / tau + X``), ``S_k = H >= thresholds[k]``, ``V_k = V_r`` (hard) or ``H - V_th,k`` (soft) on a
     spike, else ``H``. ``fired [K, T, N / 64]`` (uint64) gets ``S_k`` as bits (neuron ``i``: bit
     ``i % 64`` of word ``i // 64``; a block of 32 writes its 32-bit half); ``v [K, N]`` and
     ``awake [P]`` (a neuron away from rest) change in place; ``fresh``: ``v`` is not yet written, every
@@ -72,8 +72,8 @@ def _gather_neuron(val, binary, site_ptr, code, geometry, w_b, kh, bias, v, awak
                         acc[o] = summed[o]
                 else:
                     window_sum(site_ptr[t], h_in, code, val, binary, geometry, kh, kw, w, oy, ox, acc, width, JOINED)
-                _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
-                      base, levels, width)
+                _step(acc, b, mem, hs, busy_count, thresholds, consts, tau, inv, vr, decay_input, hard, fired, halves,
+                      t, base, levels, width)
             still[blk, p] = _store(v, mem, base, vr, levels, width)
         updates[blk, oy] = _lane_total(busy_count, width)
     return _finish(still, awake, updates)
@@ -130,8 +130,8 @@ def _neuron_bits(current, touched, bias, visit_all, v, awake, thresholds, consts
             flag = touched[t, p] != 0
             for o in range(width):
                 acc[o] = row[o] if flag else 0
-            _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t,
-                  base, levels, width)
+            _step(acc, b, mem, hs, busy_count, thresholds, consts, tau, inv, vr, decay_input, hard, fired, halves,
+                  t, base, levels, width)
         still[blk, p] = _store(v, mem, base, vr, levels, width)
         updates[blk, p] = _lane_total(busy_count, width)
     return _finish(still, awake, updates)
@@ -180,30 +180,30 @@ def _store(v, mem, base, vr, levels, width):
 
 
 @nb.njit(inline="always")
-def _step(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, decay_input, hard, fired, halves, t, base, levels,
-          width):
+def _step(acc, b, mem, hs, busy_count, thresholds, consts, tau, inv, vr, decay_input, hard, fired, halves, t, base,
+          levels, width):
     """One step of a block of ``width`` neurons with input ``acc + b``: membranes ``mem``, spikes to bit planes,
     updates counted per lane (MLF neurons as ``neuron_part`` counts them). The charge equation is
     chosen here, once per block and step: inside the unrolled lanes LLVM computed all four forms
     (two of them divides) and selected one, 5-10% of a narrow layer's time on captured inputs."""
     if inv != 0:
         if decay_input:
-            _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, True, True, hard, fired, halves, t, base,
-                     levels, width)
+            _step_as(acc, b, mem, hs, busy_count, thresholds, consts, tau, inv, vr, True, True, hard, fired, halves, t,
+                     base, levels, width)
         else:
-            _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, True, False, hard, fired, halves, t, base,
-                     levels, width)
+            _step_as(acc, b, mem, hs, busy_count, thresholds, consts, tau, inv, vr, True, False, hard, fired, halves, t,
+                     base, levels, width)
     elif decay_input:
-        _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, False, True, hard, fired, halves, t, base,
-                 levels, width)
+        _step_as(acc, b, mem, hs, busy_count, thresholds, consts, tau, inv, vr, False, True, hard, fired, halves, t,
+                 base, levels, width)
     else:
-        _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, False, False, hard, fired, halves, t, base,
-                 levels, width)
+        _step_as(acc, b, mem, hs, busy_count, thresholds, consts, tau, inv, vr, False, False, hard, fired, halves, t,
+                 base, levels, width)
 
 
 @nb.njit(inline="always")
-def _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, multiply, decay_input, hard, fired, halves, t,
-             base, levels, width):
+def _step_as(acc, b, mem, hs, busy_count, thresholds, consts, tau, inv, vr, multiply, decay_input, hard, fired, halves,
+             t, base, levels, width):
     """``_step`` with the charge's form fixed (``multiply``, ``decay_input``: constants)."""
     if levels > 1:
         for o in range(width):
@@ -212,7 +212,8 @@ def _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, multiply, de
                 busy |= mem[k * width + o] != vr
             busy_count[o] += np.int32(busy)
     for k in range(levels):
-        th = thresholds[k]
+        th = thresholds[k]  # the least H that fires; a soft reset subtracts V_th = consts[3 + k]
+        v_th = consts[3 + k]
         for o in range(width):
             x = acc[o] + b[o]
             vc = mem[k * width + o]
@@ -220,7 +221,7 @@ def _step_as(acc, b, mem, hs, busy_count, thresholds, tau, inv, vr, multiply, de
                 busy_count[o] += np.int32((x != 0) | (vc != vr))
             h = _charge_as(vc, x, tau, inv, vr, multiply, decay_input)
             hs[o] = h
-            mem[k * width + o] = (vr if hard else h - th) if h >= th else h
+            mem[k * width + o] = (vr if hard else h - v_th) if h >= th else h
         if width == 32:
             halves[k, t, base // 32] = np.uint32(ge_bits(hs, th, 32))
         else:

@@ -73,11 +73,12 @@ class LinearNode(Node):
 class NeuronNode(Node):
     """LIF (one level) or MLF (K levels) neurons; state ``[K, N]`` lives in the simulation state."""
 
-    thresholds: np.ndarray = None    # float32 [K]
-    consts: np.ndarray = None        # float32 [tau, V_rest, 0]
+    thresholds: np.ndarray = None    # float32 [K]: the least H that fires (S = H >= threshold; trace.firing_thresholds)
+    consts: np.ndarray = None        # float32 [tau, V_rest, 0, V_th per level (what a soft reset subtracts)]
     decay_input: bool = True
     hard: bool = True
     always: bool = False             # update every neuron every step (bias, or V_th <= V_rest)
+    fire: str = "ge"                 # the model's test: "ge" S = H >= V_th, "gt" S = H > V_th
 
 
 @dataclass

@@ -218,9 +218,10 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
     """Steps of one neuron layer in time order, positions ``[p_lo, p_hi)``; returns the updates.
 
     Neuron ``i = p * C + c`` at position ``p`` gets ``X = current[t, i] + bias[c]`` (zeros when
-    the layer has no bias; ``has_bias`` then False). ``consts`` = (tau, V_r, 0) in float32. For
-    each level ``k`` (equations: ``snnres.neurons.functional``):
-    ``H = V + (X - (V - V_r)) / tau`` (or ``V - (V - V_r) / tau + X``), ``S = H >= V_th,k``,
+    the layer has no bias; ``has_bias`` then False). ``consts`` = (tau, V_r, 0, V_th,0 .. V_th,K-1) in
+    float32; ``thresholds`` the least firing ``H`` per level (``V_th``, or the next float above it for
+    ``fire="gt"``: ``trace.firing_thresholds``). For each level ``k`` (``snnres.neurons.functional``):
+    ``H = V + (X - (V - V_r)) / tau`` (or ``V - (V - V_r) / tau + X``), ``S = H >= thresholds[k]``,
     ``V = V_r`` on a spike (hard) or ``H - V_th,k`` (soft), else ``H``. Only positions that
     received input (``touched[t, p]``) or hold a neuron away from rest (``awake[p]``) are visited;
     a neuron with ``X = 0`` at rest stays there without firing (``V_r < V_th``) and is not counted,
@@ -257,7 +258,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
                     updates += (xc != zero) | (vc != vr)
                     h = _charge(vc, xc, tau, inv, vr, decay_input)
                     spike = h >= th
-                    after = (vr if hard else h - th) if spike else h
+                    after = (vr if hard else h - consts[3]) if spike else h
                     vk[c] = after
                     fired[c] = spike
                     still |= after != vr
@@ -276,7 +277,7 @@ def neuron_part(current, touched, bias, has_bias, v, awake, thresholds, consts, 
                 for c in range(C):
                     h = _charge(vk[c], x[c] + bias[c], tau, inv, vr, decay_input)
                     spike = h >= th
-                    after = (vr if hard else h - th) if spike else h
+                    after = (vr if hard else h - consts[3 + k]) if spike else h
                     vk[c] = after
                     fired[c] += spike
                     still |= after != vr

@@ -136,8 +136,9 @@ def add(j: int, node: AddNode, inputs: list[Dense], state) -> Dense:
 def neuron(j: int, node: NeuronNode, inputs: list[Dense], state) -> Dense:
     """Every neuron, every step, each level ``k`` with its own membrane (``snnres.neurons.functional``):
     ``H = V + (X - (V - V_r)) / tau`` (decay_input) or ``V - (V - V_r) / tau + X``,
-    ``S_k = H >= V_th,k``, ``V = V_r`` on a spike (hard reset) or ``H - V_th,k`` (soft), else ``H``;
-    the output is the number of levels that fired."""
+    ``S_k = H >= V_th,k`` (``fire="gt"``: ``H > V_th,k``), ``V = V_r`` on a spike (hard reset) or
+    ``H - V_th,k`` (soft), else ``H``; the output is the number of levels that fired. (The model's own
+    ``V_th`` and test, not the fast kernels' least firing thresholds.)"""
     x = inputs[0].data
     tau, vr = np.float32(node.consts[0]), np.float32(node.consts[1])
     levels = len(node.thresholds)
@@ -148,9 +149,10 @@ def neuron(j: int, node: NeuronNode, inputs: list[Dense], state) -> Dense:
     updates = 0
     for t in range(x.shape[0]):
         updates += int(np.count_nonzero((x[t] != 0) | (v != vr).any(axis=0)))
-        for k, th in enumerate(node.thresholds):
+        for k in range(levels):
+            th = node.consts[3 + k]
             h = v[k] + (x[t] - (v[k] - vr)) / tau if node.decay_input else v[k] - (v[k] - vr) / tau + x[t]
-            fired = h >= th
+            fired = h > th if node.fire == "gt" else h >= th
             v[k] = np.where(fired, vr if node.hard else h - th, h)
             spikes[t] += fired
     state.spikes[node.name] = state.spikes.get(node.name, 0) + int(spikes.sum(dtype=np.float64))

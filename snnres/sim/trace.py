@@ -154,17 +154,26 @@ def plain_synapse(layer: nn.Module, name: str, graph: Graph, src: int) -> int:
     return synapse(layer, name, graph, src)
 
 
+def firing_thresholds(params) -> np.ndarray:
+    """The least float32 ``H`` that fires, per level: ``V_th`` for ``fire="ge"``, the next float32
+    above it for ``"gt"`` (for float32 ``H``, ``H > V_th`` exactly when ``H >= nextafter(V_th)``), so
+    every kernel tests ``H >= threshold``. (A soft reset subtracts ``V_th`` itself: ``consts[3:]``.)"""
+    thresholds = np.array(params.thresholds, dtype=np.float32)
+    return np.nextafter(thresholds, np.float32(np.inf)) if params.strict else thresholds
+
+
 @register(LIF, MLF)
 def neuron(module: nn.Module, name: str, graph: Graph, src: int) -> int:
     p = module.params
     tau = float(module.tau)
     rest = p.rest
+    thresholds = firing_thresholds(p)
     node = NeuronNode(
         name, (src,), graph.nodes[src].shape,
-        thresholds=np.array(p.thresholds, dtype=np.float32),
-        consts=np.array([tau, rest, 0.0], dtype=np.float32),
+        thresholds=thresholds,
+        consts=np.array([tau, rest, 0.0, *p.thresholds], dtype=np.float32),
         decay_input=p.decay_input, hard=p.v_reset is not None,
-        always=bool(np.float32(min(p.thresholds)) <= np.float32(rest)),
+        always=bool(thresholds.min() <= np.float32(rest)), fire=p.fire,
     )
     index = graph.add(node)
     if src in graph.flat_chw:

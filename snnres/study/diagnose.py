@@ -14,8 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..files import write_text
 from ..models import create_model
-from ..neurons.modules import _SpikingNeuron
+from ..neurons import SpikingNeuron
 
 
 def _profile(model, x, y) -> dict[str, list[float]]:
@@ -27,7 +28,7 @@ def _profile(model, x, y) -> dict[str, list[float]]:
             output.register_hook(lambda g: grads.__setitem__(i, g.norm().item()))
         handles.append(block.register_forward_hook(keep))
         for m in block.modules():
-            if isinstance(m, _SpikingNeuron):
+            if isinstance(m, SpikingNeuron):
                 handles.append(m.register_forward_hook(
                     lambda mod, inp, out, i=i: rates.setdefault(i, []).append(out.detach().float().mean().item())))
     model.zero_grad(set_to_none=True)
@@ -69,7 +70,7 @@ def write_diagnosis(result: dict[str, Any], out: str | Path) -> tuple[Path, Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"diagnose-{result['arch']}.json"
-    json_path.write_text(json.dumps(result, indent=2))
+    write_text(json_path, json.dumps(result, indent=2))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for phase in ("init", "trained"):
         label = "initialisation" if phase == "init" else f"after {result['steps']} steps"

@@ -53,6 +53,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 MODEL_ARGS = ("arch", "num_classes", "T", "in_channels")
+#: ``model_args["format"]`` of the checkpoints written now. Format 1 (no field) predates the
+#: ``convention`` option: its MS-ResNet and DS-ResNet models fired on ``u >= V_th`` and stored tdBN's
+#: ``gamma``, so they are rebuilt with ``convention="spikingjelly"`` (the same forward pass).
+MODEL_ARGS_FORMAT = 2
+_CONVENTION_ARCHS = ("ms-resnet", "ds-resnet")
 
 
 def build_model(model_args: dict[str, Any], source: str = "the checkpoint") -> torch.nn.Module:
@@ -63,9 +68,12 @@ def build_model(model_args: dict[str, Any], source: str = "the checkpoint") -> t
     if missing:
         raise CheckpointError(f"{source}: model_args lack {missing} (it holds {sorted(model_args)}); "
                               "it was not written by snnres train, or by an incompatible version")
+    kwargs = dict(model_args.get("kwargs", {}))
+    if model_args.get("format", 1) < 2 and str(model_args["arch"]).startswith(_CONVENTION_ARCHS):
+        kwargs.setdefault("convention", "spikingjelly")
     try:
         return create_model(model_args["arch"], num_classes=model_args["num_classes"], T=model_args["T"],
-                            in_channels=model_args["in_channels"], **model_args.get("kwargs", {}))
+                            in_channels=model_args["in_channels"], **kwargs)
     except (ValueError, TypeError, KeyError) as error:
         raise CheckpointError(f"{source}: cannot build its model {model_args['arch']!r} "
                               f"({type(error).__name__}: {error}); it may come from another snnres version") from None

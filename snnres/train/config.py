@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from .recipes import paper_recipe
+
 
 class OptionRecord:
     """A run's options as a dataclass that reads and writes plain dicts (config.yaml, checkpoints)."""
@@ -43,7 +45,13 @@ class TrainConfig(OptionRecord):
     lr: float = 0.1
     optimizer: str = "sgd"                # sgd | adamw
     momentum: float = 0.9
-    weight_decay: float = 1e-4            # not applied to BatchNorm weights or biases
+    weight_decay: float = 1e-4
+    weight_decay_on: str = "weights"      # weights: conv/linear weights only (snnres); all: every parameter
+    lr_schedule: str = "cosine"           # cosine: per step with warm-up (snnres); cosine-epoch | step: per epoch
+    lr_step_epochs: int = 40              # step: multiply the lr by lr_step_gamma every lr_step_epochs epochs
+    lr_step_gamma: float = 0.1
+    lr_epoch_offset: int = 0              # per-epoch schedules start at this epoch's rate
+    recipe: str | None = None             # a paper's recipe by name (train/recipes.py); the options above win
     label_smoothing: float = 0.0
     warmup_epochs: float = 0.0
     amp: bool = False                     # mixed precision on CUDA
@@ -99,7 +107,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 def build_config(overrides: dict[str, Any], config_file: str | Path | None = None, config_cls: type = TrainConfig,
                  recipes: dict[str, dict[str, Any]] = RECIPES):
-    """Defaults < the data set's recipe < the YAML file < explicit overrides (None = not given).
+    """Defaults < the data set's recipe < a paper's recipe (``recipe``, ``recipes.PAPER_RECIPES``) <
+    the YAML file < explicit overrides (None = not given).
 
     ``config_cls`` and ``recipes``: another run's dataclass and recipes (``snnres.pretrain``)."""
     values: dict[str, Any] = {}
@@ -110,8 +119,10 @@ def build_config(overrides: dict[str, Any], config_file: str | Path | None = Non
         if not isinstance(from_file, dict):
             raise ValueError(f"{config_file}: expected a mapping of option: value, got {type(from_file).__name__}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    dataset = given.get("dataset", from_file.get("dataset", config_cls.dataset))
-    for layer in (recipes.get(dataset, {}), from_file, given):
+    named = given.get("recipe", from_file.get("recipe"))
+    paper = paper_recipe(named) if named else {}
+    dataset = given.get("dataset", from_file.get("dataset", paper.get("dataset", config_cls.dataset)))
+    for layer in (recipes.get(dataset, {}), paper, from_file, given):
         for key, value in layer.items():
             if key in ("model_kwargs", "dataset_kwargs") and isinstance(value, dict):
                 value = {**values.get(key, {}), **value}  # options merge key by key

@@ -74,8 +74,33 @@ def cosine_with_warmup(total_steps: int, warmup_steps: int):
     return factor
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weights of convolutions and linear layers, not on BatchNorm or biases."""
+LR_SCHEDULES = ("cosine", "cosine-epoch", "step")
+
+
+def lr_schedule(name: str, epochs: int, steps_per_epoch: int, warmup_steps: int = 0, step_epochs: int = 40,
+                step_gamma: float = 0.1, epoch_offset: int = 0):
+    """LR factor per optimizer step (for ``LambdaLR``, stepped every optimizer step).
+
+    ``cosine``: snnres's, ``cosine_with_warmup`` over all steps. ``cosine-epoch``: constant within
+    an epoch ``e`` at ``(1 + cos(pi (e + epoch_offset) / epochs)) / 2``, PyTorch's
+    ``CosineAnnealingLR(T_max=epochs)`` stepped per epoch. ``step``: ``step_gamma ** (e // step_epochs)``,
+    ``StepLR(step_epochs, step_gamma)`` per epoch."""
+    if name == "cosine":
+        return cosine_with_warmup(epochs * steps_per_epoch, warmup_steps)
+    if name == "cosine-epoch":
+        return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step // steps_per_epoch + epoch_offset) / epochs)))
+    if name == "step":
+        return lambda step: step_gamma ** ((step // steps_per_epoch + epoch_offset) // step_epochs)
+    raise ValueError(f"--lr-schedule {name!r}: expected one of {list(LR_SCHEDULES)}")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, on: str = "weights") -> list[dict]:
+    """Weight decay on weights of convolutions and linear layers, not on BatchNorm or biases
+    (``on="weights"``), or on every parameter (``on="all"``, as the MS/DS/SEW authors' SGD)."""
+    if on == "all":
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+    if on != "weights":
+        raise ValueError(f"--weight-decay-on {on!r}: expected 'weights' (conv/linear weights) or 'all'")
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:

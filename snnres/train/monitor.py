@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from ..neurons.modules import _SpikingNeuron
+from ..neurons import SpikingNeuron
 
 
 class SpikeCounter:
@@ -61,7 +61,7 @@ class SpikeCounter:
 def count_spikes(model: nn.Module):
     counter = SpikeCounter()
     handles = [m.register_forward_hook(counter.hook(name)) for name, m in model.named_modules()
-               if isinstance(m, _SpikingNeuron)]
+               if isinstance(m, SpikingNeuron)]
     try:
         yield counter
     finally:
@@ -100,6 +100,12 @@ def spike_rows(counter: SpikeCounter, by: str = "stages") -> list[tuple[str, int
     return rows
 
 
+def add_name_column(table, header: str, names: list[str]) -> None:
+    """A first column that shows every name whole (rich would cut ``stages.1.0.conv.neuron1`` to
+    ``stages.1…`` on an 80-column terminal): the other columns give way instead."""
+    table.add_column(header, no_wrap=True, min_width=max([len(header), *map(len, names)]))
+
+
 def print_spike_summary(console, counter: SpikeCounter, by: str = "stages") -> None:
     """The spike table of the last epoch's training batches: one row per stage (or per layer)."""
     from rich.table import Table
@@ -107,15 +113,17 @@ def print_spike_summary(console, counter: SpikeCounter, by: str = "stages") -> N
     if not counter.neurons:
         return
     unit = "stage" if by == "stages" else "neuron layer"
+    rows = spike_rows(counter, by)
     table = Table(title=f"spikes per {unit} (last epoch's training batches)")
-    table.add_column(unit, overflow="fold")  # full names, wrapped if the terminal is narrow
+    add_name_column(table, unit, [r[0] for r in rows])
     for header in ("neurons", "spikes / neuron / sample", "firing rate / step"):
         table.add_column(header, justify="right", overflow="fold")
-    for name, neurons, per_neuron, rate in spike_rows(counter, by):
+    for name, neurons, per_neuron, rate in rows:
         table.add_row(name, str(neurons), f"{per_neuron:.3f}", f"{rate:.4f}")
     console.print(table)
     console.print(f"mean: {mean_spikes_per_neuron(counter):.3f} spikes per neuron per sample"
                   + (" (per layer: --spike-table layers)" if by == "stages" else ""), markup=False)
 
 
-__all__ = ["SpikeCounter", "count_spikes", "mean_spikes_per_neuron", "print_spike_summary", "spike_rows", "stage_of"]
+__all__ = ["SpikeCounter", "count_spikes", "mean_spikes_per_neuron", "print_spike_summary", "spike_rows", "stage_of",
+           "add_name_column"]

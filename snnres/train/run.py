@@ -21,11 +21,11 @@ import torch
 
 from ..layers import set_memory
 from . import distributed
-from .checkpoint import (CheckpointError, build_model, load_initial_weights, load_state_into, read_checkpoint,
-                         rng_state, set_rng_state)
+from .checkpoint import (MODEL_ARGS_FORMAT, CheckpointError, build_model, load_initial_weights, load_state_into,
+                         read_checkpoint, rng_state, set_rng_state)
 from .config import TrainConfig
 from .data import check_names, make_loaders
-from .loop import (EpochProgress, Optimization, TrainingDiverged, cosine_with_warmup, epoch_stats, evaluate,
+from .loop import (EpochProgress, Optimization, TrainingDiverged, epoch_stats, evaluate, lr_schedule,
                    parameter_groups, train_epoch)
 from .monitor import count_spikes, mean_spikes_per_neuron, print_spike_summary
 from .rundir import RunFolder, describe_position
@@ -130,7 +130,7 @@ class _Run:
         seed_everything(cfg.seed + self.dist.rank)
         self.data = make_loaders(cfg, self.dist)
         self.model_args = state["model_args"] if state else {"arch": cfg.arch, **self.data.shape,
-                                                             "kwargs": dict(cfg.model_kwargs)}
+                                                             "kwargs": dict(cfg.model_kwargs), "format": MODEL_ARGS_FORMAT}
         model = set_memory(build_model(self.model_args), cfg.memory).to(self.device)
         if state:
             load_state_into(model, state["model"], cfg.resume, self.model_args["arch"])
@@ -164,16 +164,17 @@ class _Run:
     def _build_optimization(self, model) -> None:
         cfg = self.cfg
         if cfg.optimizer == "sgd":
-            optimizer = torch.optim.SGD(parameter_groups(model, cfg.weight_decay), lr=cfg.lr,
+            optimizer = torch.optim.SGD(parameter_groups(model, cfg.weight_decay, cfg.weight_decay_on), lr=cfg.lr,
                                         momentum=cfg.momentum, nesterov=False)
         elif cfg.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr)
+            optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay, cfg.weight_decay_on), lr=cfg.lr)
         else:
             raise ValueError(f"--optimizer {cfg.optimizer!r}: expected 'sgd' or 'adamw'")
         n = len(self.data.train)
         self.steps = n if cfg.max_steps_per_epoch is None else min(n, cfg.max_steps_per_epoch)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, cosine_with_warmup(cfg.epochs * self.steps, int(cfg.warmup_epochs * self.steps)))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(
+            cfg.lr_schedule, cfg.epochs, self.steps, int(cfg.warmup_epochs * self.steps), cfg.lr_step_epochs,
+            cfg.lr_step_gamma, cfg.lr_epoch_offset))
         use_scaler = cfg.amp and cfg.amp_dtype == "fp16" and self.device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         self.opt = Optimization(optimizer, scheduler, scaler, self.device, self.dist, cfg.amp, cfg.amp_dtype,

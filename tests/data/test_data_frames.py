@@ -87,6 +87,19 @@ def test_imagenet_image_folder(tmp_path):
     assert train[0][0].shape == (3, 16, 16)
 
 
+def test_imagenet_test_resize_and_autoaugment(tmp_path):
+    # MS-ResNet-104's large test crop: Resize(320) then CenterCrop(288), not 288 / 0.875; its training
+    # crops: RandomResizedCrop + AutoAugment (no flip).
+    write_imagefolder(tmp_path, "train")
+    write_imagefolder(tmp_path, "val")
+    val = make_dataset("imagenet", root=tmp_path, train=False, image_size=24, resize=30)
+    resize = val.transform.transforms[0]
+    assert resize.size == 30 and val.transform.transforms[1].size == (24, 24) and val[0][0].shape == (3, 24, 24)
+    assert make_dataset("imagenet", root=tmp_path, train=False, image_size=24).transform.transforms[0].size == 27
+    names = [type(t).__name__ for t in make_dataset("imagenet", root=tmp_path, auto_augment=True).transform.transforms]
+    assert names[:2] == ["RandomResizedCrop", "AutoAugment"] and "RandomHorizontalFlip" not in names
+
+
 def test_imagenet_errors(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"imagenet/val") as info:
         make_dataset("imagenet", root=tmp_path, train=False)

@@ -112,11 +112,11 @@ class TinyMSResNet(nn.Module):
 
 def record_spikes(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``(model(x), {neuron path: spikes [T, B, ...]})`` (MLF: the summed level spikes)."""
-    from snnres.neurons.modules import _SpikingNeuron
+    from snnres.neurons import SpikingNeuron
 
     spikes, handles = {}, []
     for path, m in model.named_modules():
-        if isinstance(m, _SpikingNeuron):
+        if isinstance(m, SpikingNeuron):
             handles.append(m.register_forward_hook(lambda mod, a, out, path=path: spikes.__setitem__(path, out)))
     try:
         with torch.no_grad():

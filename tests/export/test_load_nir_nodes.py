@@ -31,7 +31,8 @@ def chain(*nodes, n_in: int) -> nir.NIRGraph:
 
 def run(graph, x_seq, **kw) -> torch.Tensor:
     net = from_nir(graph, dt=kw.pop("dt", DT), dtype=torch.float64, **kw)
-    return net.run_sequence(torch.as_tensor(x_seq, dtype=torch.float64)[:, None])[:, 0]
+    with torch.no_grad():  # snnres's LIF keeps a surrogate gradient; these tests read values
+        return net.run_sequence(torch.as_tensor(x_seq, dtype=torch.float64)[:, None])[:, 0]
 
 
 def euler(kind: str, p: dict, x_seq: np.ndarray, dt: float) -> np.ndarray:
@@ -84,8 +85,6 @@ def test_lif_per_neuron_parameters_and_v_leak_unlike_v_reset(strategy):
     assert got[0, 0] == float(0.2 + 0.5 * x[0, 0] > 1.0)
 
 
-@pytest.mark.skipif("fire" not in __import__("snnres.neurons").neurons.NeuronParams.__dataclass_fields__,
-                    reason="snnres's LIF has no fire='gt' (NIR's v > v_threshold) yet: every node runs as NIRNeuron")
 def test_uniform_lif_runs_as_snnres_lif_with_the_same_spikes():
     p = dict(tau=np.full(5, 2.5 * DT), r=np.full(5, 2.5), v_leak=np.full(5, 0.1), v_threshold=np.full(5, 0.7),
              v_reset=np.full(5, 0.1))
@@ -157,3 +156,12 @@ def test_conv1d_sumpool_and_flatten_shapes():
     y = from_nir(graph, dtype=torch.float64).run_sequence(x)
     expected = torch.nn.functional.conv1d(x.flatten(0, 1), torch.from_numpy(w), padding=1).reshape(2, 5, 24)
     torch.testing.assert_close(y, expected)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_snnres_fire_metadata_ge_fires_on_ties(tmp_path, strategy):
+    """A node exported from a ``fire="ge"`` snnres neuron says so in its metadata, and fires on v = threshold."""
+    node = nir.IF(r=np.full(1, 1 / DT), v_threshold=np.ones(1), v_reset=np.zeros(1), metadata={"fire": "ge"})
+    nir.write(tmp_path / "ge.nir", chain(node, n_in=1))
+    x = np.array([[0.5], [0.5], [0.5]])  # v = 0.5, 1.0 (tie: spike), 0.5
+    np.testing.assert_array_equal(run(tmp_path / "ge.nir", x, strategy=strategy).numpy(), [[0.0], [1.0], [0.0]])

@@ -71,7 +71,7 @@ def test_a_loop_through_two_neurons_is_cut_after_the_later_one():
         sb = (vb > 0.5).astype(float)
         vb = np.where(sb > 0, 0.0, vb)
         expected.append(sb)
-    y = net.run_sequence(torch.from_numpy(x)).numpy()
+    y = net.run_sequence(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_array_equal(y, np.stack(expected))
     assert 0 < y.mean() < 1
 
@@ -131,6 +131,6 @@ def test_nested_recurrent_subgraph_braille_layout(tmp_path):
         i1, v1, s1 = cuba_step(i1, v1, x[t] @ w1.T + s1 @ w_rec.T, 2.0, 4.0)
         i2, v2, s2 = cuba_step(i2, v2, s1 @ w2.T, 1.5, 2.0)
         expected.append(s2)
-    y = net.run_sequence(torch.from_numpy(x)).numpy()
+    y = net.run_sequence(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_array_equal(y, np.stack(expected))
     assert 0 < y.mean() < 1

@@ -55,15 +55,18 @@ def mlf_reference(x):
     return torch.stack(out)
 
 
-def _inputs(seed, scale):
+def _inputs(seed, scale, ties):
     g = torch.Generator().manual_seed(seed)
-    # a grid of 1/64 steps: no membrane lands exactly on a threshold (where > and >= differ)
-    return (torch.randint(-64, 64 * scale, (6, 5, 7), generator=g).float() / 64 + 1 / 128)
+    if ties:  # a grid of 1/320: 0.5 and 0.6, 1.6, 2.6 are on it, so many steps meet a threshold exactly
+        return torch.randint(-320, 320 * scale, (6, 40, 50), generator=g).float() / 320
+    # a dyadic grid offset by half a step: no membrane lands exactly on a threshold (where > and >= differ)
+    return torch.randint(-64, 64 * scale, (6, 40, 50), generator=g).float() / 64 + 1 / 128
 
 
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("preset,reference,scale", [(ms_neuron, ms_reference, 1), (mlf_neuron, mlf_reference, 3)])
-def test_preset_neuron_equals_the_authors_update(preset, reference, scale):
-    x = _inputs(0, scale)
+def test_preset_neuron_equals_the_authors_update(preset, reference, scale, ties):
+    x = _inputs(0, scale, ties)
     x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
     ours, ref = preset(backend="torch")(x_ours), reference(x_ref)
     assert torch.equal(ours, ref) and ours.sum() > 0
@@ -71,6 +74,8 @@ def test_preset_neuron_equals_the_authors_update(preset, reference, scale):
     (ours * weights).sum().backward()
     (ref * weights).sum().backward()
     torch.testing.assert_close(x_ours.grad, x_ref.grad)
+    spikingjelly = preset(backend="torch", fire="ge")(x)  # the other convention: differs on ties only
+    assert torch.equal(spikingjelly, ref) != ties
 
 
 def test_if_neuron_integrates_without_leak():
@@ -109,14 +114,32 @@ def test_initialisations_follow_the_authors_code():
     assert torch.all(block.bn1.module.weight == 0.5) and torch.all(block.last_bn.module.weight == 0)
     ms_plain_init = create_model("ms-resnet-cifar8", zero_init_residual=False)
     assert torch.all(ms_plain_init.blocks()[0].last_bn.module.weight == 0.5)
-    # DS-ResNet: kaiming_normal_ (fan_in) on every conv and the FC; tdBN weight = alpha * Vth = 0.6
+    # DS-ResNet: kaiming_normal_ (fan_in) on every conv and the FC; tdBN's lambda = 1 (scale 0.6 * lambda)
     ds = create_model("ds-resnet20")
     conv = ds.stages[2][1].conv2.module
     assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / (256 * 9)), rel=0.05)
     assert ds.head.fc.weight.std().item() == pytest.approx(math.sqrt(2 / 256), rel=0.1)
-    torch.testing.assert_close(ds.blocks()[0].bn1.module.weight.detach(), torch.full((64,), 0.6))
+    assert torch.all(ds.blocks()[0].bn1.module.weight == 1)
+    torch.testing.assert_close(ds.blocks()[0].bn1.module.effective_weight().detach(), torch.full((64,), 0.6))
+    sj = create_model("ds-resnet8", widths=(4, 8, 8), convention="spikingjelly")
+    torch.testing.assert_close(sj.blocks()[0].bn1.module.weight.detach(), torch.full((4,), 0.6))  # gamma
     # SEW-ResNet (torchvision's init): kaiming_normal_ fan_out, BN weight 1
     sew = create_model("sew-resnet18", num_classes=1000)
     conv = sew.stages[3][1].branch[0].module
     assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / (512 * 9)), rel=0.05)
     assert torch.all(sew.blocks()[0].last_bn.module.weight == 1)
+
+
+@pytest.mark.parametrize("arch", ["ms-resnet-cifar8", "ms-resnet18", "ds-resnet8"])
+def test_conventions(arch):
+    from snnres.layers import ThresholdScaledBatchNorm2d
+
+    for convention, fire, eps in (("official", "gt", "outside"), ("spikingjelly", "ge", "inside")):
+        model = create_model(arch, convention=convention)
+        neurons = [m for m in model.modules() if isinstance(m, (LIF, MLF))]
+        assert neurons and {m.params.fire for m in neurons} == {fire}
+        tdbns = [m for m in model.modules() if isinstance(m, ThresholdScaledBatchNorm2d)]
+        assert {m.eps_placement for m in tdbns} == (set() if arch.startswith("ms") else {eps})
+    assert {m.params.fire for m in create_model(arch).modules() if isinstance(m, (LIF, MLF))} == {"gt"}
+    with pytest.raises(ValueError, match="convention='sj'.*official.*spikingjelly"):
+        create_model(arch, convention="sj")

@@ -13,12 +13,14 @@ nvcc = shutil.which("nvcc")
 
 
 def option_sets():
-    """A covering set: every dtype, level count, reset mode, decay_input, detach and surrogate."""
+    """A covering set: every dtype, level count, reset mode, decay_input, detach, surrogate and fire mode."""
     yield torch.float32, NeuronParams(), 1
     yield torch.float16, NeuronParams((0.6, 1.6, 2.6), 0.0, False, False, "rectangle", 1.0), 2
     yield torch.float32, NeuronParams((0.5,), None, False, True, "atan", 2.0), 1
     yield torch.float16, NeuronParams((1.0,), -0.25, True, True, "triangle", 1.0), 1
     yield torch.float32, NeuronParams(tuple(0.3 * k + 0.1 for k in range(8)), None, True, False, "sigmoid", 4.0), 1
+    yield torch.float16, NeuronParams((0.6, 1.6, 2.6), 0.0, False, False, "rectangle", 1.0, "gt"), 2
+    yield torch.float32, NeuronParams((0.5,), 0.0, False, True, "rectangle", 1.0, "gt"), 1
 
 
 def test_kernel_source_ships_with_the_package():

@@ -40,6 +40,7 @@ options = st.fixed_dictionaries({
     "detach_reset": st.booleans(),
     "surrogate": st.sampled_from(["sigmoid", "atan", "triangle", "rectangle"]),
     "alpha": st.floats(0.5, 5.0),
+    "fire": st.sampled_from(["ge", "gt"]),
 })
 
 

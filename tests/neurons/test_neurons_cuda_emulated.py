@@ -27,8 +27,9 @@ from snnres.neurons.functional import NeuronParams, mlf_thresholds, run_neuron
 pytestmark = pytest.mark.skipif(CXX is None, reason="g++ not on PATH: cannot build the kernel for the host")
 
 
-def _lif_params(v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=False, surrogate="sigmoid", alpha=4.0):
-    return NeuronParams((float(v_threshold),), v_reset, decay_input, detach_reset, surrogate, alpha)
+def _lif_params(v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=False, surrogate="sigmoid", alpha=4.0,
+                fire="ge"):
+    return NeuronParams((float(v_threshold),), v_reset, decay_input, detach_reset, surrogate, alpha, fire)
 
 
 def _run(backend, x, g, params, tau, v0=None):
@@ -109,6 +110,26 @@ def test_ms_resnet_neuron_within_rounding(host_kernels):
     assert same.float().mean() > 0.99
     torch.testing.assert_close(v[0].double()[same], v_ref[0][same], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gx.double()[:, same], g_ref[:, same], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("T", [5, 20])  # registers, scratch
+@pytest.mark.parametrize("levels", [1, 3])
+@pytest.mark.parametrize("v_reset", [0.0, None])
+@pytest.mark.parametrize("fire", ["ge", "gt"])
+def test_fire_modes_on_ties(host_kernels, fire, v_reset, levels, T):
+    # Inputs on a grid of 1/4 with tau = 2: H is a short binary fraction, so H == V_th often; the
+    # kernel's FIRE_GT build must decide those ties as the reference does, forward and backward.
+    thresholds = (1.0,) if levels == 1 else (0.5, 1.5, 2.5)
+    params = NeuronParams(thresholds, v_reset, True, False, "sigmoid", 4.0, fire)
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randint(-2, 13, (T, 2, 515), generator=gen).float() / 4
+    g = torch.randn(x.shape, generator=gen)
+    s_ref, v_ref, (g_ref,) = _run("torch", x, g, params, 2.0)
+    s, v, (gx,) = _run("kernel", x, g, params, 2.0)
+    assert torch.equal(s, s_ref) and torch.equal(v, v_ref)
+    torch.testing.assert_close(gx, g_ref, rtol=1e-5, atol=1e-6)
+    other = NeuronParams(thresholds, v_reset, True, False, "sigmoid", 4.0, "gt" if fire == "ge" else "ge")
+    assert not torch.equal(cupy_cuda.run(x, None, 2.0, other)[0], s)  # ties were there to decide
 
 
 @pytest.mark.parametrize("n", [4096, 4097])  # even: half2 loads (VEC=2); odd: one neuron per thread

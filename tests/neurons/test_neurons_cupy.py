@@ -40,6 +40,20 @@ def test_fp32_equals_torch(opts, T):
     torch.testing.assert_close(gx, g_ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("fire", ["ge", "gt"])
+@pytest.mark.parametrize("levels", [1, 3])
+def test_fire_modes_on_ties(fire, levels):
+    # tau = 2 and inputs on a grid of 1/4: many exact ties H == V_th (see test_neurons_fire.py).
+    gen = torch.Generator().manual_seed(9)
+    x = (torch.randint(-2, 13, (6, 2, 515), generator=gen).float() / 4).cuda()
+    g = torch.randn(x.shape, generator=gen).cuda()
+    fn, kw = (lif, {}) if levels == 1 else (mlf, dict(thresholds=(0.5, 1.5, 2.5), tau=2.0, decay_input=True))
+    s_ref, v_ref, g_ref = _run(fn, "torch", x, g, fire=fire, **kw)
+    s, v, gx = _run(fn, "cupy", x, g, fire=fire, **kw)
+    assert torch.equal(s, s_ref) and torch.equal(v, v_ref)
+    torch.testing.assert_close(gx, g_ref, rtol=1e-5, atol=1e-6)
+
+
 def test_mlf_fp32_equals_torch():
     torch.manual_seed(1)
     x = torch.rand(8, 4097, device="cuda") * 3.5 - 0.3

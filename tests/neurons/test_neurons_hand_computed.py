@@ -56,7 +56,7 @@ def test_mlf_equals_independent_lifs(backend):
     s, v = mlf(x, backend=backend)
     total = torch.zeros_like(x)
     for k, th in enumerate((0.6, 1.6, 2.6)):
-        sk, vk = lif(x, tau=4 / 3, decay_input=False, v_threshold=th, backend="torch")
+        sk, vk = lif(x, tau=4 / 3, decay_input=False, v_threshold=th, fire="gt", backend="torch")
         total += sk
         assert torch.equal(v[k], vk)
     assert torch.equal(s, total)

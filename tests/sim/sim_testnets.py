@@ -1,7 +1,7 @@
 """Helpers for the simulator tests: a dense time-stepped runner and random dyadic networks.
 
 Weights, BatchNorm statistics and pooling divisors are dyadic (multiples of powers of two, eps=0,
-variances powers of 4), so every sum of spikes times weights is exact in float32 whatever the
+variances powers of 4, tdBN scales 1/2), so every sum of spikes times weights is exact in float32 whatever the
 order of the additions: the dense and the event-driven run must then agree bit for bit.
 """
 
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from snnres.data import bin_events
+from snnres.layers import ThresholdScaledBatchNorm2d
 from snnres.neurons import LIF, MLF
 
 NEURONS = (LIF, MLF)
@@ -48,6 +49,8 @@ def dyadic_(model: nn.Module, rng: np.random.Generator, bits: int = 5) -> nn.Mod
                 m.running_mean.copy_(torch.from_numpy(rng.integers(-4, 5, n) / 16.0).float())
                 m.weight.copy_(torch.from_numpy(rng.integers(4, 17, n) / 8.0).float())
                 m.bias.copy_(torch.from_numpy(rng.integers(-4, 5, n) / 16.0).float())
+                if isinstance(m, ThresholdScaledBatchNorm2d):
+                    m.scale = 0.5  # a tdBN's alpha * V_th (0.6 in DS-ResNet) scales lambda: keep it dyadic
     return model.eval()
 
 
@@ -109,7 +112,7 @@ def random_conv_net(rng: np.random.Generator, sensor_size, variant: int, classes
     p = sensor_size[2]
     neuron = [lambda: LIF(tau=2.0, v_threshold=0.5),
               lambda: MLF(),
-              lambda: LIF(tau=4 / 3, v_threshold=0.5, decay_input=False, detach_reset=True),
+              lambda: LIF(tau=4 / 3, v_threshold=0.5, decay_input=False, detach_reset=True, fire="gt"),
               lambda: LIF(tau=1.5, v_threshold=0.75, v_reset=None)][variant % 4]
     pool = [nn.AvgPool2d(2), nn.MaxPool2d(2), nn.MaxPool2d(3, stride=2, padding=1), nn.AvgPool2d(2, 2)][variant % 4]
     stride, pad = [(2, 1), (1, 0), (2, 2), (1, 1)][(variant // 4) % 4]

@@ -181,3 +181,31 @@ def test_cuda_device_without_a_gpu_says_why():
         EventSimulator(net, device="cuda")
     with pytest.raises(ValueError, match="needs a CUDA device"):
         cuda.check_device(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("v_reset", [0.0, None])
+@pytest.mark.parametrize("fire", ["ge", "gt"])
+def test_ties_decided_like_the_cpu_simulator(gpu_sim, fire, v_reset):
+    """Dyadic weights and inputs put many membranes exactly on V_th: both simulators decide each
+    tie by ``fire`` (the GPU kernel compares with the same least-firing thresholds)."""
+    conv = nn.Conv2d(1, 4, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randint(0, 3, conv.weight.shape) / 4.0)
+    net = TimeSequential(conv, LIF(tau=2.0, v_threshold=0.5, v_reset=v_reset, fire=fire), nn.Flatten(),
+                         nn.Linear(4 * 36, 3)).eval()
+    with torch.no_grad():  # dyadic: the order of the GPU's atomic additions cannot change the logits
+        net[3].weight.copy_(torch.round(net[3].weight * 32) / 32)
+        net[3].bias.zero_()
+    frames = torch.randint(0, 3, (5, 1, 6, 6), generator=torch.Generator().manual_seed(1)).float()
+    cpu = EventSimulator(net).run(frames, record=True)
+    assert_same(cpu, gpu_sim(net).run(frames, record=True))
+    assert torch.equal(cpu.spike_trains["1"], dense_spikes(net, frames))
+    other = LIF(tau=2.0, v_threshold=0.5, v_reset=v_reset, fire="gt" if fire == "ge" else "ge")
+    flipped = TimeSequential(conv, other, net[2], net[3]).eval()
+    assert not torch.equal(EventSimulator(flipped).run(frames, record=True).spike_trains["1"], cpu.spike_trains["1"])
+
+
+def dense_spikes(net, frames):
+    from sim_testnets import dense_run
+
+    return dense_run(net, frames)[1]["1"]

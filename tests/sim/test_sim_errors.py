@@ -83,3 +83,4 @@ def test_unsupported_layers_are_named(layer, name):
     with pytest.raises(UnsupportedLayerError, match=name) as info:
         EventSimulator(net)
     assert "'2'" in str(info.value)
+

@@ -57,3 +57,47 @@ def test_soft_reset_and_mlf_levels_by_hand(strategy):
     assert out.sops == {"1": 3.0}  # input counts 2 + 1, one target each
     assert out.neuron_updates == {"2": 3}
     assert out.logits.item() == pytest.approx(1.0)
+
+
+def one_pixel(neuron, values):
+    """``neuron`` fed one pixel through a weight of 1: its spike train in the simulator, checked
+    against the dense run."""
+    net = TimeSequential(nn.Flatten(), nn.Linear(1, 1, bias=False), neuron).eval()
+    with torch.no_grad():
+        net[1].weight.fill_(1.0)
+    frames = torch.tensor(values, dtype=torch.float32).view(-1, 1, 1, 1)
+    out = EventSimulator(net).run(frames, record=True)
+    assert torch.equal(dense_run(net, frames)[1]["2"], out.spike_trains["2"])
+    return out.spike_trains["2"].flatten().tolist()
+
+
+@pytest.mark.parametrize("fire", ["ge", "gt"])
+def test_ties_at_the_threshold_by_hand(fire):
+    # LIF tau 2 (H = V + (X - V) / 2), V_th = 1, hard reset. Inputs 2, 1, 2: t0 H = 1 (a tie):
+    #   ge fires (V = 0): t1 H = 0 + 1/2 = 0.5; t2 H = 0.5 + 1.5/2 = 1.25 -> spike.   Spikes 1, 0, 1.
+    #   gt keeps V = 1:  t1 H = 1 + 0 = 1 (a tie again, no spike); t2 H = 1 + 1/2 = 1.5 -> spike.   0, 0, 1.
+    expected = [1.0, 0.0, 1.0] if fire == "ge" else [0.0, 0.0, 1.0]
+    assert one_pixel(LIF(tau=2.0, fire=fire), [2.0, 1.0, 2.0]) == expected
+
+
+@pytest.mark.parametrize("fire,count", [("ge", 2.0), ("gt", 1.0)])
+def test_mlf_level_tie_by_hand(fire, count):
+    # x = 1.6 (float32) meets level 2's threshold 1.6 exactly: it fires with ge only.
+    from snnres.neurons import MLF
+
+    assert one_pixel(MLF(fire=fire), [1.6]) == [count]
+
+
+def test_a_neuron_at_rest_on_its_threshold():
+    # V_th = V_reset = 0: a resting neuron fires every step with ge (0 >= 0), never with gt.
+    assert one_pixel(LIF(tau=2.0, v_threshold=0.0, fire="ge"), [0.0] * 3) == [1.0] * 3
+    assert one_pixel(LIF(tau=2.0, v_threshold=0.0, fire="gt"), [0.0] * 3) == [0.0] * 3
+
+
+@pytest.mark.parametrize("fire", ["ge", "gt"])
+def test_soft_reset_tie_by_hand(fire):
+    # LIF tau 2, V_th 1, soft reset (V = H - V_th on a spike). Inputs 2, 0, 3:
+    #   t0 H = 1 (a tie): ge fires, V = 0;  gt does not, V = 1.
+    #   t1 H = V / 2: ge 0, gt 0.5.   t2 H = V + (3 - V) / 2: ge 1.5 (spike, V = 0.5), gt 1.75 (spike, V = 0.75).
+    expected = [1.0, 0.0, 1.0] if fire == "ge" else [0.0, 0.0, 1.0]
+    assert one_pixel(LIF(tau=2.0, v_reset=None, fire=fire), [2.0, 0.0, 3.0]) == expected

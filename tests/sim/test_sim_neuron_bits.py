@@ -44,7 +44,7 @@ def test_neuron_bits_is_neuron_chunk(case, channels, with_bias, fresh):
         awake0[1] = awake0[5] = 1  # away from rest from an earlier chunk (position 1: never touched now)
     for p in () if fresh else (1, 5):
         v0[:, p * channels:(p + 1) * channels] = rng.integers(-3, 4, (levels, channels)) * np.float32(0.25)
-    consts = np.array([tau, v_r, 0.0], dtype=np.float32)
+    consts = np.array([tau, v_r, 0.0, *thresholds], dtype=np.float32)  # then V_th per level: a soft reset's
     th = np.array(thresholds, dtype=np.float32)
     always = bool(th.min() <= v_r)
 

@@ -88,3 +88,24 @@ def test_rng_state_round_trip_through_a_weights_only_file(tmp_path):
     set_rng_state(read_checkpoint(path)["rng"])
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
+
+
+def test_non_finite_weights_are_never_written_over_a_good_checkpoint(tmp_path):
+    path = save_checkpoint(tmp_path / "last.pt", _state(1.0))
+    with pytest.raises(CheckpointError, match="NaN or infinite.*w.*the file on disk is kept"):
+        save_checkpoint(path, _state(float("nan")))
+    assert torch.equal(read_checkpoint(path)["model"]["w"], torch.ones(3))
+
+
+def test_resume_repairs_a_best_pt_that_a_kill_lost(tmp_path):
+    from snnres.train.rundir import RunFolder
+
+    # last.pt is itself the best epoch (the order an older version wrote in), best.pt is missing
+    state = {**_state(2.0), "epoch": 3, "step": 0, "best": {"top1": 0.5, "epoch": 3}, "optimizer": {"x": 1}}
+    RunFolder(tmp_path).prepare({"epochs": 5}, state)
+    best = read_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] == 3 and torch.equal(best["model"]["w"], torch.full((3,), 2.0)) and "optimizer" not in best
+    # a mid-epoch last.pt has moved on from the best weights: nothing to repair from
+    (tmp_path / "best.pt").unlink()
+    RunFolder(tmp_path).prepare({"epochs": 5}, {**state, "step": 2})
+    assert not (tmp_path / "best.pt").exists()

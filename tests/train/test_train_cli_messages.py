@@ -154,3 +154,27 @@ def test_eval_equals_the_training_log_and_energy_report_is_not_augmented(trained
         assert main(["energy-report", str(trained / "best.pt"), "--json", str(tmp_path / f"{name}.json")]) == 0
         reports.append(json.loads((tmp_path / f"{name}.json").read_text())["total"])
     assert reports[0] == reports[1]
+
+
+def test_spike_table_is_per_stage_and_keeps_whole_names_at_80_columns(capsys):
+    import io
+
+    from rich.console import Console
+
+    from snnres.models import create_model
+    from snnres.train.monitor import count_spikes, print_spike_summary
+
+    model = create_model("ms-resnet-cifar20", num_classes=10, T=2, in_channels=2)
+    with count_spikes(model) as counter, torch.no_grad():
+        model(torch.rand(2, 2, 2, 8, 8))
+    layers = list(counter.neurons)
+    assert len(layers) > 15
+    outputs = {}
+    for by in ("stages", "layers"):
+        stream = io.StringIO()
+        print_spike_summary(Console(file=stream, width=80), counter, by)
+        outputs[by] = stream.getvalue()
+    stage_rows = [line for line in outputs["stages"].splitlines() if line.startswith("│")]
+    assert len(stage_rows) == len({name.split(".")[0] if not name.startswith("stages.") else
+                                   ".".join(name.split(".")[:2]) for name in layers})
+    assert "…" not in outputs["layers"] and all(name in outputs["layers"] for name in layers)

@@ -1,7 +1,7 @@
 """Fused CUDA kernels (``kernels/lif.cu``) through CuPy, on PyTorch's memory and stream.
 
 The source is compiled with NVRTC once per option set (dtype, levels, thresholds, reset mode,
-decay_input, detach_reset, surrogate) and cached. fp32 and fp16 are native (fp16 uses half2
+decay_input, detach_reset, surrogate, fire) and cached. fp32 and fp16 are native (fp16 uses half2
 loads when the neuron count is even); bf16 and fp64 run in fp32 and are cast back.
 """
 
@@ -64,6 +64,7 @@ def compile_options(dtype: torch.dtype, params, vec: int) -> tuple[str, ...]:
         *thresholds, f"-DHARD_RESET={int(params.v_reset is not None)}",
         f"-DDECAY_INPUT={int(params.decay_input)}", f"-DDETACH_RESET={int(params.detach_reset)}",
         f"-DSURROGATE={surrogate_id(params.surrogate)}", f"-DMAX_T={MAX_T_IN_REGISTERS}",
+        f"-DFIRE_GT={int(params.strict)}",
     )
 
 

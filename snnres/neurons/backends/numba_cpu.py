@@ -91,7 +91,12 @@ if nb is not None:
         return alpha if abs(d) < c[HALF_WIDTH] else c[ZERO]
 
     @nb.njit(inline="always", cache=True)
-    def _step_back(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, first_level, need_tau):
+    def _fires(h, th, strict):
+        """``S = H > V_th`` (``strict``: ``fire="gt"``) or ``H >= V_th``."""
+        return h > th if strict else h >= th
+
+    @nb.njit(inline="always", cache=True)
+    def _step_back(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, first_level, need_tau, strict):
         """One step back in time for one level of a block, in place on ``gv`` and ``gxt``.
 
         ``gH = gS g'(H - th) + gV dV/dH``; ``gX (+)= gH dH/dX``; ``gV <- gH (1 - 1/tau)``;
@@ -103,7 +108,7 @@ if nb is not None:
             h = ht[i]
             sg = _surrogate(h - th, sid, c)
             if hard:
-                dv_dh = (zero if h >= th else one) + keep * (vr - h) * sg
+                dv_dh = (zero if _fires(h, th, strict) else one) + keep * (vr - h) * sg
             else:
                 dv_dh = one - keep * th * sg
             g = gst[i] * sg + gv[i] * dv_dh
@@ -117,7 +122,7 @@ if nb is not None:
             gv[i] = g - g * inv_tau
 
     @nb.njit(inline="always", cache=True)
-    def _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, first_level, need_tau):
+    def _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, first_level, need_tau, strict):
         """``_step_back`` with ``sid`` (and, from the caller, ``need_tau``) as constants.
 
         One specialised loop per case: a loop-invariant flag left inside the loop is if-converted
@@ -126,13 +131,13 @@ if nb is not None:
         written (fault suppression): the backward ran 10x slower.
         """
         if sid == 0:
-            _step_back(ht, gst, gxt, gv, gh, th, 0, c, hard, decay_input, first_level, need_tau)
+            _step_back(ht, gst, gxt, gv, gh, th, 0, c, hard, decay_input, first_level, need_tau, strict)
         elif sid == 1:
-            _step_back(ht, gst, gxt, gv, gh, th, 1, c, hard, decay_input, first_level, need_tau)
+            _step_back(ht, gst, gxt, gv, gh, th, 1, c, hard, decay_input, first_level, need_tau, strict)
         elif sid == 2:
-            _step_back(ht, gst, gxt, gv, gh, th, 2, c, hard, decay_input, first_level, need_tau)
+            _step_back(ht, gst, gxt, gv, gh, th, 2, c, hard, decay_input, first_level, need_tau, strict)
         else:
-            _step_back(ht, gst, gxt, gv, gh, th, 3, c, hard, decay_input, first_level, need_tau)
+            _step_back(ht, gst, gxt, gv, gh, th, 3, c, hard, decay_input, first_level, need_tau, strict)
 
     @nb.njit(inline="always", cache=True)
     def _charge(v, x, tau, vr, decay_input):
@@ -153,7 +158,7 @@ if nb is not None:
             v[:] = v0[k, lo:lo + v.shape[0]]
 
     @nb.njit(parallel=True, cache=True)
-    def _forward_kernel(x, v0, at_rest, spikes, v_last, thresholds, c, hard, decay_input, block, slots):
+    def _forward_kernel(x, v0, at_rest, spikes, v_last, thresholds, c, hard, decay_input, strict, block, slots):
         T, N = x.shape
         tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
         scratch = np.empty((slots, block), dtype=x.dtype)  # one state row per thread (module doc)
@@ -171,7 +176,7 @@ if nb is not None:
                     for i in range(n):
                         vi = v[i]
                         h = _charge(vi, xt[i], tau, vr, decay_input)
-                        s = one if h >= th else zero
+                        s = one if _fires(h, th, strict) else zero
                         v[i] = _reset(h, s, th, vr, one, hard)
                         if k == 0:
                             st[i] = s
@@ -180,8 +185,8 @@ if nb is not None:
                 v_last[k, lo:lo + n] = v
 
     @nb.njit(parallel=True, cache=True)
-    def _backward_kernel(x, v0, at_rest, grad_s, grad_vl, has_grad_vl, thresholds, c, hard, decay_input, sid,
-                         need_tau, grad_x, grad_v0, grad_tau_blocks, block, slots):
+    def _backward_kernel(x, v0, at_rest, grad_s, grad_vl, has_grad_vl, thresholds, c, hard, decay_input, strict,
+                         sid, need_tau, grad_x, grad_v0, grad_tau_blocks, block, slots):
         """Back in time: ``gH = gS g'(H - th) + gV dV/dH``, ``gX = gH dH/dX``, ``gV <- gH (1 - 1/tau)``."""
         T, N = x.shape
         tau, vr, one, zero = c[TAU], c[V_REST], c[ONE], c[ZERO]
@@ -204,7 +209,7 @@ if nb is not None:
                     for i in range(n):
                         h = _charge(v[i], xt[i], tau, vr, decay_input)
                         ht[i] = h
-                        v[i] = _reset(h, one if h >= th else zero, th, vr, one, hard)
+                        v[i] = _reset(h, one if _fires(h, th, strict) else zero, th, vr, one, hard)
                 if has_grad_vl:
                     gv[:] = grad_vl[k, lo:lo + n]
                 else:
@@ -214,9 +219,9 @@ if nb is not None:
                     gst = grad_s[t, lo:lo + n]
                     gxt = grad_x[t, lo:lo + n]
                     if need_tau:  # constants in each inlined copy (see ``_step_back_any``)
-                        _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, k == 0, True)
+                        _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, k == 0, True, strict)
                     else:
-                        _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, k == 0, False)
+                        _step_back_any(ht, gst, gxt, gv, gh, th, sid, c, hard, decay_input, k == 0, False, strict)
                     if need_tau:  # dH/dtau needs V[t-1]: the start state or the reset of H[t-1]
                         xt = x[t, lo:lo + n]
                         for i in range(n):
@@ -224,7 +229,8 @@ if nb is not None:
                                 v_prev = np.float64(vr if at_rest else v0[k, lo + i])
                             else:
                                 hp = h_buf[t - 1, i]
-                                v_prev = np.float64(_reset(hp, one if hp >= th else zero, th, vr, one, hard))
+                                v_prev = np.float64(_reset(hp, one if _fires(hp, th, strict) else zero, th, vr, one,
+                                                           hard))
                             if decay_input:
                                 tau_sum -= np.float64(gh[i]) * (np.float64(xt[i]) - (v_prev - np.float64(vr))) * inv_tau2
                             else:
@@ -268,7 +274,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor | None, tau: float, params):
     v0_array, at_rest = _state_arrays(x, v0, params.levels)
     thresholds = np.array(params.thresholds, dtype=_NUMPY_DTYPES[x.dtype])
     _forward_kernel(x.detach().numpy(), v0_array, at_rest, spikes.numpy(), v_last.numpy(), thresholds,
-                    _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input,
+                    _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input, params.strict,
                     block_size(N, MAX_BLOCK), nb.config.NUMBA_NUM_THREADS)
     return spikes, v_last
 
@@ -287,7 +293,7 @@ def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool
     thresholds = np.array(params.thresholds, dtype=_NUMPY_DTYPES[x.dtype])
     _backward_kernel(
         x.detach().numpy(), v0_array, at_rest, grad_spikes.detach().numpy(), gvl, has_gvl, thresholds,
-        _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input,
+        _constants(x.dtype, tau, params), params.v_reset is not None, params.decay_input, params.strict,
         surrogate_id(params.surrogate), need_tau, grad_x.numpy(), v0_array if at_rest else grad_v0.numpy(),
         grad_tau_blocks, block, nb.config.NUMBA_NUM_THREADS,
     )

@@ -34,7 +34,7 @@ def run(x_seq: torch.Tensor, v: torch.Tensor | None, tau, params) -> tuple[torch
         total = None
         for k, threshold in enumerate(params.thresholds):
             h = charge(x, levels[k], tau, params.decay_input, params.rest)
-            s = spike(h - threshold, params.surrogate, params.alpha)
+            s = spike(h - threshold, params.surrogate, params.alpha, params.fire)
             levels[k] = reset(h, s.detach() if params.detach_reset else s, threshold, params.v_reset)
             total = s if total is None else total + s
         spikes.append(total)
