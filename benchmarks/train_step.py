@@ -48,7 +48,7 @@ from torch import nn
 
 from snnres.layers import SeqToANN, ThresholdScaledBatchNorm2d, set_memory
 from snnres.models import DualSpikeBlock, MembraneShortcutBlock, SpikeElementWiseBlock, create_model
-from snnres.neurons.modules import _SpikingNeuron
+from snnres.neurons import SpikingNeuron
 from snnres.train.memory_report import heap_bytes, measure_saved
 
 CASES = {
@@ -76,7 +76,7 @@ class SJMultiLevel(nn.Module):
         return sum(node(x_seq) for node in self.levels)
 
 
-def _sj_neuron(neuron: _SpikingNeuron) -> nn.Module:
+def _sj_neuron(neuron: SpikingNeuron) -> nn.Module:
     from spikingjelly.activation_based import neuron as sj_neuron, surrogate
 
     p = neuron.params
@@ -110,12 +110,12 @@ def to_spikingjelly(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model)
     set_memory(model, "reference")
     for name, module in list(model.named_modules()):
-        if not name or not isinstance(module, (_SpikingNeuron, SeqToANN)):
+        if not name or not isinstance(module, (SpikingNeuron, SeqToANN)):
             continue
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        if isinstance(getattr(parent, child, None), (_SpikingNeuron, SeqToANN)):  # not already replaced above
-            setattr(parent, child, _sj_neuron(module) if isinstance(module, _SpikingNeuron)
+        if isinstance(getattr(parent, child, None), (SpikingNeuron, SeqToANN)):  # not already replaced above
+            setattr(parent, child, _sj_neuron(module) if isinstance(module, SpikingNeuron)
                     else _sj_layer(module))
     return model
 
@@ -205,7 +205,7 @@ def run_child(args) -> None:
     case_name, peer = args.child
     peers, y = build(CASES.get(case_name, BUDGET_CASE), args.batch, args.T, "cpu", peers=(peer,))
     for module in peers[peer].model.modules():  # load the numba kernels first: ~100 MiB of JIT-cache RSS
-        if isinstance(module, _SpikingNeuron):
+        if isinstance(module, SpikingNeuron):
             x = torch.randn(args.T, 64, requires_grad=True)
             module(x).sum().backward()
             module.input_grad(x.detach(), torch.ones_like(x))

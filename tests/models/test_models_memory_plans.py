@@ -16,7 +16,7 @@ from snnres.layers import set_memory
 from snnres.models import create_model
 from snnres.models.ms_resnet import ms_resnet
 from snnres.neurons import backends
-from snnres.neurons.modules import _SpikingNeuron
+from snnres.neurons import SpikingNeuron
 
 NETS = {
     "ms-cifar": lambda b: create_model("ms-resnet-cifar8", T=3, widths=(4, 8, 8), backend=b),
@@ -56,7 +56,7 @@ def _randomise_norms(model: nn.Module) -> None:
 def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     spikes = []
     hooks = [m.register_forward_hook(lambda mod, i, o: spikes.append(o.detach().clone()))
-             for m in model.modules() if isinstance(m, _SpikingNeuron)]
+             for m in model.modules() if isinstance(m, SpikingNeuron)]
     loss = F.cross_entropy(model(x), y)
     for h in hooks:
         h.remove()
