@@ -215,7 +215,7 @@ def _add_pretrain(sub) -> None:
     pre.add_argument("--cross-attention", action=argparse.BooleanOptionalAction, default=None,
                      help="decoders attend to the shallower segments (default: on for MIRL, off for MAE)")
     pre.add_argument("--pred-weight-norm", action=argparse.BooleanOptionalAction, default=None,
-                     help="unit-norm prediction layer (default: on for MIRL, off for MAE)")
+                     help="weight-normalised prediction layer, gain fixed at 1 (the authors' MIRL configs; default off)")
     pre.add_argument("--norm-pix-loss", action=argparse.BooleanOptionalAction, default=None,
                      help="per-patch normalised target (default on)")
     pre.add_argument("--download", action="store_true", default=None, help="download the data set if missing")

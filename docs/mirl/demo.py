@@ -75,6 +75,33 @@ def sample_load(samples: list, stop: threading.Event) -> None:
         samples.append(os.getloadavg()[0])
 
 
+def segment_losses(run: Path, batch_size: int = 64) -> dict:
+    """Validation losses of a pre-trained run's decoders, alone and (MIRL) in their pairs, recomputed from
+    ``last.pt`` on the validation masks the run logged with."""
+    import torch
+
+    from snnres.data import make_dataset
+    from snnres.pretrain import load_pretrainer, validate
+    from snnres.train import read_checkpoint
+
+    state = read_checkpoint(run / "last.pt")
+    model = load_pretrainer(state, str(run / "last.pt"))
+    cfg = state["config"]
+    data = make_dataset(cfg["dataset"], train=False, **cfg["dataset_kwargs"])
+    loader = torch.utils.data.DataLoader(data, cfg["batch_size"])
+    loss, pairs, alone = validate(model, loader, torch.device("cpu"), cfg["seed"])
+    return {"loss": loss, "pairs": dict(zip(model.term_names(), pairs)), "alone": alone}
+
+
+def zero_prediction_loss() -> float:
+    """The loss of predicting 0 (the mean normalised patch), averaged over all validation patches."""
+    from snnres.data import make_dataset
+    from snnres.pretrain import patch_targets
+
+    target = patch_targets(make_dataset("digits", train=False, size=16).images, 4)
+    return float(target.pow(2).mean())
+
+
 def collect(a, depths: list[int], timing: dict) -> dict:
     result = {"depths": depths, "width": a.width, "heads": a.heads, "pretrain_epochs": a.pretrain_epochs,
               "finetune_epochs": a.finetune_epochs, "seed": a.seed, "runs": {}}
@@ -85,6 +112,7 @@ def collect(a, depths: list[int], timing: dict) -> dict:
                      "log": logs}
             if name.startswith("pretrain"):
                 entry["final"] = logs[-1]
+                entry["segments"] = segment_losses(run)
             else:
                 entry["test_top1"] = logs[-1]["test_top1"]
                 entry["best_test_top1"] = max(r["test_top1"] for r in logs)
@@ -114,17 +142,20 @@ def plot(result: dict, path: Path) -> Path:
     curves.legend(fontsize=8)
     width = 0.8 / len(depths)
     for i, depth in enumerate(depths):
-        final = result["runs"][f"depth{depth}/pretrain-mirl"]["final"]
-        pairs = [k[len("val_"):] for k in final if k.startswith("val_seg")]
-        x = [j + i * width for j in range(len(pairs))]
-        bars.bar(x, [final[f"val_{p}"] for p in pairs], width, color=colours[depth], label=f"MIRL, {depth} blocks")
-        mae = result["runs"][f"depth{depth}/pretrain-mae"]["final"]["val_loss"]
-        bars.axhline(mae, color=colours[depth], ls=":", label=f"MAE, {depth} blocks (last segment)")
-        bars.set_xticks([j + width * (len(depths) - 1) / 2 for j in range(len(pairs))], pairs)
-    bars.set(ylabel="final validation loss", title="loss per segment pair (shallow + deep)")
-    low = min(min(p.get_height() for p in bars.patches), *(ln.get_ydata()[0] for ln in bars.lines))
-    bars.set_ylim(low * 0.97, None)
-    bars.legend(fontsize=8)
+        seg = result["runs"][f"depth{depth}/pretrain-mirl"]["segments"]
+        K = len(seg["alone"])
+        x = [k + i * width for k in range(K)]
+        bars.bar(x, seg["alone"], width, color=colours[depth], alpha=0.6, label=f"MIRL {depth}: decoder alone")
+        pair = [seg["pairs"][f"seg{min(k, K - 1 - k) + 1}+seg{max(k, K - 1 - k) + 1}"] for k in range(K)]
+        bars.scatter(x, pair, marker="_", s=300, color="black", zorder=3,
+                     label="its pair's sum (shallow + deep)" if i == 0 else None)
+        mae = result["runs"][f"depth{depth}/pretrain-mae"]["segments"]["loss"]
+        bars.axhline(mae, color=colours[depth], ls=":", label=f"MAE {depth} (one decoder, last block)")
+    bars.axhline(result["zero_loss"], color="grey", ls="--", label="predicting 0")
+    bars.set_xticks([k + width * (len(depths) - 1) / 2 for k in range(K)], [f"seg {k + 1}" for k in range(K)])
+    bars.set(ylabel="final validation loss (hidden patches)", title="reconstruction loss per segment")
+    bars.legend(fontsize=7, loc="upper center", ncol=2)
+    bars.set_ylim(0, max(max(r["segments"]["alone"]) for k, r in result["runs"].items() if "pretrain-mirl" in k) * 1.45)
     for key, label, marker in (("scratch", "from scratch", "s"), ("finetune-mae", "MAE + fine-tune", "o"),
                                ("finetune-mirl", "MIRL + fine-tune", "^")):
         acc.plot(depths, [100 * result["runs"][f"depth{d}/{key}"]["test_top1"] for d in depths], marker=marker,
@@ -147,8 +178,8 @@ def table(result: dict) -> str:
                     f"({100 * scratch['best_test_top1']:.1f}%) | {scratch['minutes']:.1f} |")
         for method in METHODS:
             pre, tuned = runs[f"pretrain-{method}"], runs[f"finetune-{method}"]
-            pairs = [f"{v:.3f}" for k, v in pre["final"].items() if k.startswith("val_seg")]
-            loss = f"{pre['final']['val_loss']:.3f}" + (f" ({', '.join(pairs)})" if pairs else "")
+            pairs = [f"{v:.3f}" for v in pre["segments"]["pairs"].values()] if method == "mirl" else []
+            loss = f"{pre['segments']['loss']:.3f}" + (f" ({', '.join(pairs)})" if pairs else "")
             rows.append(f"| {depth} | {method.upper()} | {loss} | {pre['minutes']:.1f} | "
                         f"{100 * tuned['test_top1']:.1f}% ({100 * tuned['best_test_top1']:.1f}%) | "
                         f"{tuned['minutes']:.1f} |")
@@ -192,6 +223,7 @@ def main() -> int:
     result["load_average_1min"] = {"mean": sum(load) / len(load), "min": min(load), "max": max(load),
                                    "samples": len(load)}
     result["cpus"] = os.cpu_count()
+    result["zero_loss"] = zero_prediction_loss()
     docs = Path(a.docs)
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "results.json").write_text(json.dumps(result, indent=1))

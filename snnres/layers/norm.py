@@ -87,7 +87,11 @@ class ThresholdScaledBatchNorm2d(nn.BatchNorm2d):
         return y if self.affine else y * self.scale
 
     def _forward_outside(self, x: torch.Tensor, batch_stats: bool, factor: float) -> torch.Tensor:
-        """The authors' ``tdBatchNorm.forward``, operation for operation."""
+        """The authors' ``tdBatchNorm.forward``, operation for operation (in float32 for half inputs,
+        as ``F.batch_norm`` runs under autocast)."""
+        if x.dtype in (torch.float16, torch.bfloat16):
+            with torch.autocast(x.device.type, enabled=False):
+                return self._forward_outside(x.float(), batch_stats, factor).to(x.dtype)
         if batch_stats:
             mean = x.mean([0, 2, 3], keepdim=True)
             var = x.var([0, 2, 3], keepdim=True, unbiased=False)
@@ -110,6 +114,17 @@ class ThresholdScaledBatchNorm2d(nn.BatchNorm2d):
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, scale=alpha*V_th={self.scale:g}, eps_placement={self.eps_placement}, "
                 f"scale_param={self.scale_param}")
+
+
+def sync_batchnorm(model: nn.Module) -> nn.Module:
+    """``nn.SyncBatchNorm.convert_sync_batchnorm``, refusing models with tdBN: PyTorch would turn each
+    ``ThresholdScaledBatchNorm2d`` into a plain SyncBatchNorm, dropping its ``alpha * V_th`` scale
+    (with ``lambda``, a 0.6x smaller output) and its ``eps`` placement without a word."""
+    tdbn = [name for name, m in model.named_modules() if isinstance(m, ThresholdScaledBatchNorm2d)]
+    if tdbn:
+        raise ValueError(f"--sync-bn: the model has {len(tdbn)} tdBN layers (e.g. {tdbn[0]!r}), which SyncBatchNorm "
+                         "cannot stand in for; train it without --sync-bn (as the DS-ResNet authors do)")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def eval_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,7 @@ class PretrainConfig(OptionRecord):
     decoder_depth: int | None = None
     decoder_heads: int | None = None
     cross_attention: bool | None = None
-    pred_weight_norm: bool | None = None
+    pred_weight_norm: bool = False
     norm_pix_loss: bool = True
     workers: int = 0
     seed: int = 0

@@ -7,9 +7,9 @@ classifier's own state dict (``model``, with ``model_args``), so ``snnres train 
 are under ``pretrain``.
 
 Resume is exact at any step: Ctrl-C or SIGTERM finishes the step in flight, saves the position
-(epoch, step), and a resumed run replays the same batches (the sampler's order comes from the seed
-and the epoch), the same masks (drawn from a generator seeded by the seed and the global step) and
-the same global random state.
+(epoch, step), and a resumed run replays the same batches (the training runner's resumable order,
+from the seed and the epoch), the same masks (drawn from a generator seeded by the seed and the
+global step) and the same global random state.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from ..train.loop import TrainingDiverged, cosine_with_warmup, parameter_groups
 from ..train.data import make_loaders
 from ..train.rundir import RunFolder
 from ..train.run import progress_bar, resolve_device, seed_everything
-from ..train.stop import stop_requests
+from ..train.stop import Stopped, stop_requests
 from .config import PretrainConfig
+from .losses import masked_mse
 from .model import MaskedImageModel, MaskedModelingOptions, check_vit_arch
 
 
@@ -53,19 +54,31 @@ def _heads(model: MaskedImageModel) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def validate(model: MaskedImageModel, loader, device, seed: int) -> tuple[float, list[float]]:
-    """Mean loss and per-term losses over ``loader`` with the same masks at every call."""
+def validate(model: MaskedImageModel, loader, device, seed: int) -> tuple[float, list[float], list[float]]:
+    """Over ``loader``, with the same masks at every call: the loss, its terms (MIRL: one per pair) and
+    each decoder's loss alone (its prediction against the whole target)."""
     model.eval()
-    loss_sum, terms_sum, seen = 0.0, None, 0
+    loss_sum, terms_sum, alone_sum, seen = 0.0, 0.0, 0.0, 0
     for b, (images, _) in enumerate(loader):
         out = model(images.to(device), mask_generator(seed, VALIDATION + b))
         n = out.mask.shape[0]
         loss_sum += out.loss.item() * n
-        terms_sum = out.terms * n if terms_sum is None else terms_sum + out.terms * n
+        terms_sum = terms_sum + out.terms * n
+        alone_sum = alone_sum + torch.stack([masked_mse(p, out.target, out.mask) for p in out.preds]) * n
         seen += n
     if not seen:
         raise ValueError("the validation split yielded no images")
-    return loss_sum / seen, (terms_sum / seen).tolist()
+    return loss_sum / seen, (terms_sum / seen).tolist(), (alone_sum / seen).tolist()
+
+
+def load_pretrainer(state: dict, source: str = "the checkpoint") -> MaskedImageModel:
+    """The pre-training model (encoder and decoders) of a ``snnres pretrain`` checkpoint, weights loaded."""
+    model_args = state["model_args"]
+    model = MaskedImageModel(build_model(model_args), MaskedModelingOptions(**state["pretrain"]["options"]),
+                             model_args["arch"])
+    saved = {**{f"encoder.{k}": v for k, v in state["model"].items()}, **state["pretrain"]["heads"]}
+    load_state_into(model, saved, source, model_args["arch"])
+    return model
 
 
 def _resume_state(cfg: PretrainConfig, explicit: set[str]) -> tuple[dict | None, PretrainConfig]:
@@ -102,11 +115,8 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
     train_loader, val_loader, shape = data.train, data.test, data.shape
     kwargs = {"img_size": image_size(train_loader.dataset), **cfg.model_kwargs}
     model_args = state["model_args"] if state else {"arch": cfg.arch, **shape, "kwargs": kwargs}
-    model = MaskedImageModel(build_model(model_args), options, model_args["arch"])
-    if state:
-        saved = {**{f"encoder.{k}": v for k, v in state["model"].items()}, **state["pretrain"]["heads"]}
-        load_state_into(model, saved, cfg.resume, model_args["arch"])
-    model.to(device)
+    model = (load_pretrainer(state, cfg.resume) if state else
+             MaskedImageModel(build_model(model_args), options, model_args["arch"])).to(device)
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
     if steps < 1:
@@ -141,18 +151,12 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
     with stop_requests() as requested, progress_bar(console, True) as progress:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
-            train_loader.sampler.set_epoch(epoch)
             resuming = state is not None and epoch == start_epoch
             first = start_step if resuming else 0
-            # The random state is put back where the first run was when it saved: before the loader
-            # drew its seed at an epoch's start, after it (and the batches already done) mid-epoch.
-            if resuming and first == 0:
-                set_rng_state(state["rng"])
+            data.start_epoch(epoch, first)  # the epoch's order from its first step not yet trained on
+            if resuming:
+                set_rng_state(state["rng"])  # the loaders draw from their own generators, not this state
             batches = iter(train_loader)
-            for _ in range(first):
-                next(batches)
-            if resuming and first > 0:
-                set_rng_state(state["rng"])
             task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps, completed=first, stats="")
             partial = state.get("partial_epoch") if resuming and first > 0 else None
             loss_sum, seen = (partial["loss_sum"], partial["seen"]) if partial else (0.0, 0)
@@ -182,10 +186,9 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
                                 f"{seen / (time.perf_counter() - start):.0f} img/s")
                 if requested and step + 1 < steps:
                     checkpoint(epoch, step + 1, {"loss_sum": loss_sum, "seen": seen, "terms_sum": terms_sum.tolist()})
-                    console.print(f"stopped at epoch {epoch + 1}, step {step + 1}: {out / 'last.pt'} holds it; "
-                                  f"continue with --resume {out / 'last.pt'}", markup=False)
-                    raise KeyboardInterrupt
-            val_loss, val_terms = validate(model, val_loader, device, cfg.seed)
+                    raise Stopped(f"stopped by {requested.signal_name} at epoch {epoch + 1}, step {step + 1}: "
+                                  f"{out / 'last.pt'} holds it; continue with --resume {out / 'last.pt'}")
+            val_loss, val_terms, val_alone = validate(model, val_loader, device, cfg.seed)
             train_terms = (terms_sum / seen).tolist() if seen else []
             metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "val_loss": val_loss,
                        "lr": scheduler.get_last_lr()[0],
@@ -193,13 +196,13 @@ def pretrain(cfg: PretrainConfig, explicit: set[str] | None = None, console=None
             if options.method == "mirl":
                 metrics.update({f"train_{k}": v for k, v in zip(names, train_terms)})
                 metrics.update({f"val_{k}": v for k, v in zip(names, val_terms)})
+                metrics.update({f"val_seg{k + 1}_alone": v for k, v in enumerate(val_alone)})
             log.write_log(metrics)
             checkpoint(epoch + 1, 0)
             console.print(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.4f} | val loss {val_loss:.4f}"
                           + ("".join(f" | {k} {v:.4f}" for k, v in zip(names, val_terms)) if options.method == "mirl" else ""),
                           markup=False)
             if requested:
-                console.print(f"stopped after epoch {epoch + 1}: continue with --resume {out / 'last.pt'}",
-                              markup=False)
-                raise KeyboardInterrupt
+                raise Stopped(f"stopped by {requested.signal_name} after epoch {epoch + 1}: continue with "
+                              f"--resume {out / 'last.pt'}")
     return metrics

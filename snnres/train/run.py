@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..layers import set_memory
+from ..layers import set_memory, sync_batchnorm
 from . import distributed
 from .checkpoint import (MODEL_ARGS_FORMAT, CheckpointError, build_model, load_initial_weights, load_state_into,
                          read_checkpoint, rng_state, set_rng_state)
@@ -142,7 +142,7 @@ class _Run:
         self.bare = model
         if self.dist.enabled:
             if cfg.sync_bn and self.device.type == "cuda":
-                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                model = sync_batchnorm(model)
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             self.bare = model.module

@@ -155,3 +155,22 @@ def test_invalid_options_are_refused():
         ThresholdScaledBatchNorm2d(2, VTH, eps_placement="root")
     with pytest.raises(ValueError, match="scale_param='beta'"):
         ThresholdScaledBatchNorm2d(2, VTH, scale_param="beta")
+
+
+def test_sync_batchnorm_refuses_tdbn_and_converts_plain_bn():
+    from snnres.layers import sync_batchnorm
+    from snnres.models import create_model
+
+    with pytest.raises(ValueError, match="--sync-bn: the model has .* tdBN layers"):
+        sync_batchnorm(create_model("ds-resnet8", widths=(4, 8, 8)))
+    converted = sync_batchnorm(create_model("ms-resnet-cifar8"))
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in converted.modules())
+
+
+def test_half_inputs_are_normalised_in_float32():
+    bn = ThresholdScaledBatchNorm2d(3, VTH).eval()
+    bn.running_var.fill_(1e-4)
+    x = torch.randn(4, 3, 5, 5) * 1e-2
+    y = bn(x.half())
+    assert y.dtype == torch.float16
+    torch.testing.assert_close(y.float(), bn(x.half().float()), rtol=1e-3, atol=1e-3)

@@ -100,7 +100,7 @@ def test_first_stride_halves_the_first_stage_map(arch):
     # the degradation study runs every family with first_stride=2; each must honour it the same way
     sizes = {}
     for stride in (1, 2):
-        model = create_model(arch, num_classes=10, in_channels=2, T=1, first_stride=stride)
+        model = create_model(arch, num_classes=10, in_channels=2, T=2, first_stride=stride)
         first_block = model.net.stages[0] if arch.startswith("resnet") else model.blocks()[0]
         seen = []
         first_block.register_forward_hook(lambda m, i, out: seen.append(out.shape[-1]))

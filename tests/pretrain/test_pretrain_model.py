@@ -117,3 +117,15 @@ def test_clear_errors():
         MaskedModelingOptions(method="bert")
     with pytest.raises(ValueError, match=r"expected images \[B, 1, 8, 8\]"):
         tiny("mae")(torch.rand(2, 1, 16, 16))
+
+
+def test_pred_weight_norm_fixes_each_input_features_weights_to_unit_norm():
+    model = tiny("mirl", pred_weight_norm=True)
+    out = model(torch.rand(2, 1, 8, 8))
+    out.loss.backward()
+    pred = model.decoders[0].pred
+    # the authors' Paddle weight_norm(dim=0) on a [in, out] weight: one unit-norm vector per input feature
+    assert torch.allclose(pred.weight.norm(dim=0), torch.ones(pred.in_features), atol=1e-6)
+    gain = pred.parametrizations.weight.original0
+    assert not gain.requires_grad and pred.parametrizations.weight.original1.grad.abs().sum() > 0
+    assert not hasattr(tiny("mirl").decoders[0].pred, "parametrizations")  # off by default

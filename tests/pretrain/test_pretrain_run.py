@@ -66,6 +66,8 @@ def test_resume_after_a_signal_is_exact(tmp_path, monkeypatch, stop_step, sig):
     assert_same_weights(straight, resumed)
     logs = [(tmp_path / run / "log.jsonl").read_text().splitlines() for run in ("straight", "split")]
     assert [json.loads(r)["epoch"] for r in logs[1]] == [1, 2]  # one record per epoch
+    record = json.loads(logs[0][-1])
+    assert {"val_seg1+seg4", "val_seg2+seg3", "val_seg1_alone", "val_seg4_alone"} <= record.keys()
     assert [json.loads(r) | {"images_per_s": 0} for r in logs[0]] == \
            [json.loads(r) | {"images_per_s": 0} for r in logs[1]]
 
@@ -94,6 +96,8 @@ def test_run_folder_checkpoint_and_fine_tuning(tmp_path, capsys):
     assert "initialised from" in capsys.readouterr().out
     after = read_checkpoint(tuned / "last.pt")
     assert after["model_args"]["arch"] == "vit-small-deep"
+    assert main(["train", "--init-from", str(out / "last.pt"), "--arch", "vit-tiny", "--out", str(tmp_path / "no")]) == 2
+    assert "holds a vit-small-deep but --arch vit-tiny" in capsys.readouterr().err
     assert after["model_args"]["kwargs"]["depth"] == 4
     # the pre-trained weights were the starting point: blocks moved only by two small steps
     start, end = state["model"]["net.blocks.3.mlp.fc2.weight"], after["model"]["net.blocks.3.mlp.fc2.weight"]
