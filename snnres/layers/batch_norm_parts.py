@@ -35,7 +35,7 @@ def plain_batch_norm(norm: nn.Module, x: torch.Tensor) -> nn.BatchNorm2d | None:
 
 
 def batch_norm_forward(bn: nn.BatchNorm2d, x: torch.Tensor):
-    """``(bn(x), mean, invstd, batch_stats)``, with ``bn``'s buffers updated as its forward does."""
+    """``(bn(x), (mean, invstd, batch_stats))``, with ``bn``'s buffers updated as its forward does."""
     momentum = 0.0 if bn.momentum is None else bn.momentum
     if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
@@ -46,7 +46,7 @@ def batch_norm_forward(bn: nn.BatchNorm2d, x: torch.Tensor):
     y, mean, invstd = torch.ops.aten.native_batch_norm(
         x, bn.weight, bn.bias, bn.running_mean if keep else None, bn.running_var if keep else None,
         batch_stats, momentum, bn.eps)
-    return y, mean, invstd, batch_stats
+    return y, (mean, invstd, batch_stats)
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,9 +89,9 @@ def eval_kernel_reproduces_training(dtype: torch.dtype) -> bool:
     return torch.equal(y, again)
 
 
-def batch_norm_output(bn: nn.BatchNorm2d, x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
-                      batch_stats: bool) -> torch.Tensor:
+def batch_norm_output(bn: nn.BatchNorm2d, x: torch.Tensor, stats: tuple) -> torch.Tensor:
     """``batch_norm_forward``'s ``y`` again, bit for bit (module docstring), buffers untouched."""
+    mean, invstd, batch_stats = stats
     if not batch_stats:
         return torch.ops.aten.native_batch_norm(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, False,
                                                 0.0, bn.eps)[0]
@@ -101,9 +101,10 @@ def batch_norm_output(bn: nn.BatchNorm2d, x: torch.Tensor, mean: torch.Tensor, i
     return torch.ops.aten.native_batch_norm(x, args[0], bn.bias, mean, args[1], False, 0.0, bn.eps)[0]
 
 
-def batch_norm_backward(bn: nn.BatchNorm2d, grad_y: torch.Tensor, x: torch.Tensor, mean: torch.Tensor,
-                        invstd: torch.Tensor, batch_stats: bool, needs: tuple[bool, bool, bool]):
+def batch_norm_backward(bn: nn.BatchNorm2d, grad_y: torch.Tensor, x: torch.Tensor, stats: tuple,
+                        needs: tuple[bool, bool, bool]):
     """``(dL/dx, dL/dweight, dL/dbias)`` (None where not needed) as autograd computes them."""
+    mean, invstd, batch_stats = stats
     needs = (needs[0], needs[1] and bn.weight is not None, needs[2] and bn.bias is not None)
     grads = torch.ops.aten.native_batch_norm_backward(grad_y, x, bn.weight, bn.running_mean, bn.running_var, mean,
                                                       invstd, batch_stats, bn.eps, list(needs))

@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .batch_norm_parts import batch_norm_backward, batch_norm_forward, batch_norm_output, plain_batch_norm
+from .tdbn_parts import outside_tdbn, tdbn_backward, tdbn_forward, tdbn_output
 from .conv_grad import conv2d_backward, is_repeated_over_time, repeated_conv
 from .spike_storage import restore, store
 
@@ -122,14 +123,29 @@ class StoredInputConv(torch.autograd.Function):
         return (None if grad_x is None else grad_x.to(ctx.x_dtype)), grad_w, grad_b, None, None, None
 
 
+#: norms with exact parts: (which, forward -> (y, stats), output from stats, backward from stats)
+NORM_PARTS = ((plain_batch_norm, batch_norm_forward, batch_norm_output, batch_norm_backward),
+              (outside_tdbn, tdbn_forward, tdbn_output, tdbn_backward))
+
+
+def _parts(norm: nn.Module, x: torch.Tensor):
+    """``(bn, forward, output, backward)`` for a norm with exact parts, else None."""
+    for which, *parts in NORM_PARTS:
+        bn = which(norm, x)
+        if bn is not None:
+            return (bn, *parts)
+    return None
+
+
 def _norm_forward(norm: nn.Module, c_seq: torch.Tensor) -> tuple[torch.Tensor, tuple | None]:
     """``(norm(c_seq), statistics for the backward)``; the statistics are None for norms that take
     the general path (recomputed through autograd on cloned buffers)."""
-    bn = plain_batch_norm(norm, c_seq)
-    if bn is None:
+    parts = _parts(norm, c_seq)
+    if parts is None:
         return norm(c_seq), None
-    y, mean, invstd, batch_stats = batch_norm_forward(bn, c_seq.reshape(-1, *c_seq.shape[2:]))
-    return y.view(c_seq.shape), (mean, invstd, batch_stats)
+    bn, forward, _, _ = parts
+    y, stats = forward(bn, c_seq.reshape(-1, *c_seq.shape[2:]))
+    return y.view(c_seq.shape), stats
 
 
 def _norm_neuron_backward(c_seq: torch.Tensor, norm: nn.Module, neuron: nn.Module | None, grad_out: torch.Tensor,
@@ -137,16 +153,16 @@ def _norm_neuron_backward(c_seq: torch.Tensor, norm: nn.Module, neuron: nn.Modul
     """``(dL/dc, dL/d norm params..., dL/d neuron params...)`` for ``out = neuron(norm(c))``
     (``norm(c)`` alone without a neuron), recomputing ``norm(c)`` without touching its buffers."""
     neuron_grads: tuple = ()
-    bn = plain_batch_norm(norm, c_seq) if stats is not None else None
-    if bn is not None:
+    parts = _parts(norm, c_seq) if stats is not None else None
+    if parts is not None:
+        bn, _, output, backward = parts
         c2d = c_seq.reshape(-1, *c_seq.shape[2:])
         grad_y = grad_out
         if neuron is not None:
-            y = batch_norm_output(bn, c2d, *stats).view(c_seq.shape)
-            grad_y, neuron_grads = neuron_input_grad(neuron, y, grad_out)
+            grad_y, neuron_grads = neuron_input_grad(neuron, output(bn, c2d, stats).view(c_seq.shape), grad_out)
         needs = (need_c, bn.weight is not None and bn.weight.requires_grad,
                  bn.bias is not None and bn.bias.requires_grad)
-        grad_c, grad_w, grad_b = batch_norm_backward(bn, grad_y.reshape(c2d.shape), c2d, *stats, needs)
+        grad_c, grad_w, grad_b = backward(bn, grad_y.reshape(c2d.shape), c2d, stats, needs)
         norm_grads = tuple(g for g, p in ((grad_w, bn.weight), (grad_b, bn.bias)) if p is not None)
         return (None if grad_c is None else grad_c.view(c_seq.shape), *norm_grads, *neuron_grads)
     with recompute_context(state):

@@ -7,12 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from snnres.layers import conv_norm_neuron, seq_bn, seq_conv, set_memory
+from snnres.layers import conv_norm_neuron, seq_bn, seq_conv, seq_tdbn, set_memory
 from snnres.layers.batch_norm_parts import (batch_norm_backward, batch_norm_forward, batch_norm_output,
                                             eval_kernel_reproduces_training)
+from snnres.layers import ThresholdScaledBatchNorm2d
 from snnres.layers.conv_grad import conv2d_backward, repeated_conv
 from snnres.layers.memory_plan import check_memory
 from snnres.layers.spike_storage import restore, storage_kind, store
+from snnres.layers.tdbn_parts import tdbn_backward, tdbn_forward, tdbn_output
 from snnres.neurons import LIF, MLF
 
 
@@ -97,15 +99,44 @@ def test_batch_norm_parts_equal_the_module(mode):
     y_ref = ref(leaf)
     expected = torch.autograd.grad(y_ref, [leaf, *ref.parameters()], g)
     with torch.no_grad():
-        y, mean, invstd, batch_stats = batch_norm_forward(bn, x)
-        again = batch_norm_output(bn, x, mean, invstd, batch_stats)
+        y, stats = batch_norm_forward(bn, x)
+        again = batch_norm_output(bn, x, stats)
     assert torch.equal(y, y_ref) and torch.equal(again, y)  # bit for bit, without a statistics pass
     for name, buffer in ref.named_buffers():
         assert torch.equal(getattr(bn, name), buffer), name
-    got = batch_norm_backward(bn, g, x, mean, invstd, batch_stats, (True, True, True))
+    got = batch_norm_backward(bn, g, x, stats, (True, True, True))
     for e, a in zip(expected, [t for t in got if t is not None]):
         torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-6)
     assert eval_kernel_reproduces_training(torch.float32)
+
+
+@pytest.mark.parametrize("mode", ["train-lambda", "train-gamma", "train-momentum-none", "eval", "no-affine"])
+def test_outside_tdbn_parts_equal_the_layer(mode):
+    torch.manual_seed(4)
+    kw = dict(scale_param="gamma" if mode == "train-gamma" else "lambda", affine=mode != "no-affine",
+              momentum=None if mode == "train-momentum-none" else 0.1)
+    bn, ref = (ThresholdScaledBatchNorm2d(5, 0.6, **kw) for _ in range(2))
+    if bn.affine:
+        nn.init.uniform_(bn.weight, 0.5, 1.5), nn.init.uniform_(bn.bias, -0.5, 0.5)
+    if mode == "eval":
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+    ref.load_state_dict(bn.state_dict())
+    bn.train(mode != "eval"), ref.train(mode != "eval")
+    x = torch.randn(6, 5, 4, 3) * 2 + 0.5
+    g = torch.randn_like(x)
+    leaf = x.clone().requires_grad_()
+    y_ref = ref(leaf)
+    expected = torch.autograd.grad(y_ref, [leaf, *ref.parameters()], g)
+    with torch.no_grad():
+        y, stats = tdbn_forward(bn, x)
+        again = tdbn_output(bn, x, stats)
+    assert torch.equal(y, y_ref) and torch.equal(again, y)
+    for name, buffer in ref.named_buffers():
+        assert torch.equal(getattr(bn, name), buffer), name
+    got = [t for t in tdbn_backward(bn, g, x, stats, (True, True, True)) if t is not None]
+    assert len(got) == len(expected)
+    for e, a in zip(expected, got):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5)
 
 
 NEURONS = {"lif": lambda: LIF(tau=4 / 3, decay_input=False, v_threshold=0.5, detach_reset=True,
@@ -116,9 +147,11 @@ NEURONS = {"lif": lambda: LIF(tau=4 / 3, decay_input=False, v_threshold=0.5, det
 @pytest.mark.parametrize("memory", ["default", "lean"])
 @pytest.mark.parametrize("neuron", sorted(NEURONS))
 @pytest.mark.parametrize("input_kind", ["spikes", "counts", "real", "repeated"])
-def test_unit_equals_the_reference_plan(memory, neuron, input_kind):
+@pytest.mark.parametrize("norm", ["bn", "tdbn-outside", "tdbn-inside"])
+def test_unit_equals_the_reference_plan(memory, neuron, input_kind, norm):
     torch.manual_seed(3)
-    conv, bn, sn = seq_conv(4, 6, 3, 2), seq_bn(6), NEURONS[neuron]()
+    conv, sn = seq_conv(4, 6, 3, 2), NEURONS[neuron]()
+    bn = seq_bn(6) if norm == "bn" else seq_tdbn(6, 0.6, eps_placement=norm.removeprefix("tdbn-"))
     nn.init.uniform_(bn.module.weight, 0.5, 2.0)
     shape, max_count = (3, 2, 4, 7, 7), {"spikes": 1, "counts": 5, "real": None, "repeated": None}[input_kind]
     if input_kind == "repeated":
