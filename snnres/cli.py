@@ -104,6 +104,7 @@ TRAIN_FLAGS = {  # flag -> (type, help); every one maps onto a TrainConfig field
     "--save-every": (int, "also write last.pt every N steps, so that a crash loses at most N steps"),
     "--on-nonfinite": (str, "stop or skip: what a step whose loss or gradients are NaN/inf does"),
     "--spike-table": (str, "stages or layers: rows of the final spike table"),
+    "--memory": (str, "default, lean or reference: what the backward keeps (snnres memory shows the bytes)"),
 }
 TRAIN_SWITCHES = {"--amp": "mixed precision on CUDA", "--compile": "torch.compile the model",
                   "--sync-bn": "SyncBatchNorm under DDP (CUDA)", "--download": "download the data set if missing"}
@@ -467,6 +468,57 @@ def _diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .train.memory_report import memory_report
+
+    plans = args.memory.split(",")
+    reports = [memory_report(args.arch, T=args.T, size=args.size, in_channels=args.in_channels,
+                             num_classes=args.num_classes, memory=plan, frames=args.frames, optimizer=args.optimizer,
+                             **_key_values(args.model_arg)) for plan in plans]
+    mib, gib = 2 ** 20, 2 ** 30
+    first = reports[0]
+    shape = "x".join(map(str, first.input_shape))
+    table = Table("part", *[f"{r.memory}: MiB/sample" for r in reports],
+                  *([f"{r.memory}: GiB at batch {args.batch}" for r in reports] if args.batch else []),
+                  title=f"{args.arch}, T={args.T}, input {shape}, fp32: kept for the backward (measured)")
+    for i, (part, _) in enumerate(first.stages):
+        table.add_row(part, *[f"{r.stages[i][1] / mib:.2f}" for r in reports],
+                      *([f"{r.stages[i][1] * args.batch / gib:.3f}" for r in reports] if args.batch else []))
+    table.add_row("total", *[f"{r.per_sample / mib:.2f}" for r in reports],
+                  *([f"{r.for_batch(args.batch) / gib:.3f}" for r in reports] if args.batch else []), style="bold")
+    console = Console()
+    console.print(table)
+    console.print(f"fixed: parameters, gradients and {args.optimizer} state {first.fixed_bytes / mib:.1f} MiB "
+                  f"({first.parameter_bytes / mib:.1f} MiB of parameters)", markup=False)
+    if args.budget_gib:
+        for r in reports:
+            console.print(f"{r.memory}: largest batch within {args.budget_gib:g} GiB: "
+                          f"{r.max_batch(args.budget_gib * gib)}", markup=False)
+    console.print("The backward adds a few activation-sized temporaries; mixed precision halves most activations.",
+                  markup=False)
+    return 0
+
+
+def _add_memory(sub) -> None:
+    p = sub.add_parser("memory", help="what a training configuration keeps for the backward, per stage and sample",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--arch", default="ms-resnet18", help="architecture (snnres models lists them)")
+    p.add_argument("--T", type=int, default=4, help="time steps")
+    p.add_argument("--size", type=int, default=224, help="input height and width")
+    p.add_argument("--in-channels", type=int, default=3, help="input channels")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes")
+    p.add_argument("--frames", action="store_true", help="T event frames per sample, not a static image")
+    p.add_argument("--memory", default="default,lean", help="memory plans to compare: default, lean, reference")
+    p.add_argument("--batch", type=int, help="also show the totals at this batch size")
+    p.add_argument("--budget-gib", type=float, help="print the largest batch that fits in this many GiB")
+    p.add_argument("--optimizer", default="sgd", help="sgd or adamw (its state is part of the fixed bytes)")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="extra model argument (repeatable)")
+    p.set_defaults(func=_memory)
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="run a LIF layer through every available backend",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -547,7 +599,8 @@ def _add_diagnose(sub) -> None:
 
 #: Every subcommand's parser builder, in the order ``snnres --help`` lists them: one line each.
 COMMANDS = [_add_demo, _add_backends, _add_models, _add_recipes, _add_train, _add_pretrain, _add_eval, _add_energy_report,
-            _add_export, _add_simulate, _add_convert, _add_sweep_depth, _add_diagnose]
+            _add_export, _add_simulate, _add_convert, _add_sweep_depth, _add_diagnose,
+            _add_memory]
 
 
 def build_parser() -> argparse.ArgumentParser:

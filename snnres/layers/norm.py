@@ -72,26 +72,36 @@ class ThresholdScaledBatchNorm2d(nn.BatchNorm2d):
         return self.weight * self.scale if self.scale_param == "lambda" else self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input_dim(x)
+        return self.forward_with_statistics(x)[0]
+
+    def _momentum_step(self) -> tuple[bool, float]:
+        """``(batch statistics?, running-average factor)``, counting the batch as nn.BatchNorm2d does."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:  # as nn.BatchNorm2d.forward
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked)
-        batch_stats = self.training or self.running_mean is None
+        return self.training or self.running_mean is None, factor
+
+    def forward_with_statistics(self, x: torch.Tensor):
+        """``(y, mean, sqrt(var))``: the forward, and for ``eps_placement="outside"`` the statistics it
+        normalised with (None otherwise), from which ``outside_output`` gives ``y`` again."""
+        self._check_input_dim(x)
+        batch_stats, factor = self._momentum_step()
         if self.eps_placement == "outside":
             return self._forward_outside(x, batch_stats, factor)
         keep = not self.training or self.track_running_stats
         y = F.batch_norm(x, self.running_mean if keep else None, self.running_var if keep else None,
                          self.effective_weight(), self.bias, batch_stats, factor, self.eps)
-        return y if self.affine else y * self.scale
+        return (y if self.affine else y * self.scale), None, None
 
-    def _forward_outside(self, x: torch.Tensor, batch_stats: bool, factor: float) -> torch.Tensor:
+    def _forward_outside(self, x: torch.Tensor, batch_stats: bool, factor: float):
         """The authors' ``tdBatchNorm.forward``, operation for operation (in float32 for half inputs,
         as ``F.batch_norm`` runs under autocast)."""
         if x.dtype in (torch.float16, torch.bfloat16):
             with torch.autocast(x.device.type, enabled=False):
-                return self._forward_outside(x.float(), batch_stats, factor).to(x.dtype)
+                y, mean, std = self._forward_outside(x.float(), batch_stats, factor)
+                return y.to(x.dtype), mean, std
         if batch_stats:
             mean = x.mean([0, 2, 3], keepdim=True)
             var = x.var([0, 2, 3], keepdim=True, unbiased=False)
@@ -103,10 +113,16 @@ class ThresholdScaledBatchNorm2d(nn.BatchNorm2d):
         else:
             mean = self.running_mean[None, :, None, None]
             var = self.running_var[None, :, None, None]
+        std = torch.sqrt(var)
+        return self.outside_output(x, mean, std), mean, std
+
+    def outside_output(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """``eps_placement="outside"``'s output from ``mean`` and ``std = sqrt(var)`` (``[1, C, 1, 1]``),
+        in the forward's operations: from saved statistics it is the forward's ``y`` bit for bit."""
         if not self.affine or self.scale_param == "lambda":
-            y = self.scale * (x - mean) / (torch.sqrt(var) + self.eps)
+            y = self.scale * (x - mean) / (std + self.eps)
         else:
-            y = (x - mean) / (torch.sqrt(var) + self.eps)
+            y = (x - mean) / (std + self.eps)
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
         return y

@@ -73,6 +73,11 @@ class SpikingNet(nn.Module):
         super().__init__()
         self.T, self.in_channels = T, in_channels
         self.stem, self.stages, self.head = stem, stages, head
+        # Each block learns the spike-count bound of its input (the memory plans store spike
+        # tensors as bits or bytes by it); blocks whose output is real-valued return None.
+        count = getattr(stem, "out_max_count", None)
+        for block in self.blocks():
+            count = block.count_bound(count) if hasattr(block, "count_bound") else None
 
     def blocks(self) -> list[nn.Module]:
         """The residual (or plain) blocks, input to output."""

@@ -17,7 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..layers import SeqToANN, ThresholdScaledBatchNorm2d, seq_conv, seq_tdbn
+from ..layers import (SeqToANN, SpikingSequential, ThresholdScaledBatchNorm2d, conv_norm_neuron, seq_conv, seq_tdbn,
+                      spike_count_bound)
 from .common import (SpikingHead, SpikingNet, build_stages, convention_options, kaiming_init, mlf_neuron,
                      preset_neuron, with_backend, zero_init_last_bn)
 from .registry import cifar_blocks, register_family
@@ -41,12 +42,27 @@ class DualSpikeBlock(nn.Module):
         if stride == 1 and in_channels == out_channels:
             self.shortcut = nn.Identity()
         else:
-            self.shortcut = nn.Sequential(seq_conv(in_channels, out_channels, 1, stride),
-                                          seq_tdbn(out_channels, v_threshold, **tdbn), neuron())
+            self.shortcut = SpikingSequential(seq_conv(in_channels, out_channels, 1, stride),
+                                              seq_tdbn(out_channels, v_threshold, **tdbn), neuron())
+        self.memory = "default"  # what the backward keeps: snnres.layers.memory_plan
+        self.in_max_count: int | None = None  # the input's spike-count bound, set by SpikingNet
+
+    def count_bound(self, in_max_count: int | None) -> int | None:
+        """Record the input's spike-count bound; return the output's (branch + shortcut counts)."""
+        self.in_max_count = in_max_count
+        if isinstance(self.shortcut, SpikingSequential):
+            self.shortcut.in_max_count = in_max_count
+            shortcut = self.shortcut.out_max_count
+        else:
+            shortcut = in_max_count
+        branch = spike_count_bound(self.neuron2)
+        return None if branch is None or shortcut is None else branch + shortcut
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        r = self.neuron1(self.bn1(self.conv1(x_seq)))
-        r = self.neuron2(self.last_bn(self.conv2(r)))
+        r = conv_norm_neuron(x_seq, self.conv1, self.bn1, self.neuron1, memory=self.memory,
+                             max_count=self.in_max_count)
+        r = conv_norm_neuron(r, self.conv2, self.last_bn, self.neuron2, memory=self.memory,
+                             max_count=spike_count_bound(self.neuron1))
         return r + self.shortcut(x_seq)
 
 
@@ -69,7 +85,7 @@ def ds_resnet(num_classes: int = 10, T: int = 4, in_channels: int = 3, blocks=(3
         stem.insert(0, SeqToANN(ThresholdScaledBatchNorm2d(in_channels, V_TH, affine=False, **tdbn)))
     stages, channels = build_stages(widths, blocks, (first_stride, 2, 2), w0,
                                     lambda i, o, s: DualSpikeBlock(i, o, s, neuron, tdbn=tdbn))
-    model = SpikingNet(nn.Sequential(*stem), stages, SpikingHead(channels, num_classes, None), T, in_channels)
+    model = SpikingNet(SpikingSequential(*stem), stages, SpikingHead(channels, num_classes, None), T, in_channels)
     kaiming_init(model, mode="fan_in", linear=True)
     for block in model.blocks():
         zero_init_last_bn(block, zero_init_residual)

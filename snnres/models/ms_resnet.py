@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..layers import SeqToANN, seq_bn, seq_conv
+from ..layers import SeqToANN, SpikingSequential, conv_norm_neuron, seq_bn, seq_conv, spike_count_bound
 from .common import (SpikingHead, SpikingNet, build_stages, ms_neuron, preset_neuron, with_backend,
                      zero_init_last_bn)
 from .registry import cifar_blocks, register, register_family
@@ -40,14 +40,18 @@ class MembraneShortcutBlock(nn.Module):
             self.shortcut = nn.Identity()
         elif shortcut == "avgpool-conv":
             pool = nn.AvgPool2d(stride, stride) if stride > 1 else nn.Identity()
-            self.shortcut = nn.Sequential(SeqToANN(pool, nn.Conv2d(in_channels, out_channels, 1, bias=False)),
-                                          seq_bn(out_channels, BN_INIT))
+            self.shortcut = SpikingSequential(SeqToANN(pool, nn.Conv2d(in_channels, out_channels, 1, bias=False)),
+                                              seq_bn(out_channels, BN_INIT))
         else:
-            self.shortcut = nn.Sequential(seq_conv(in_channels, out_channels, 1, stride), seq_bn(out_channels, BN_INIT))
+            self.shortcut = SpikingSequential(seq_conv(in_channels, out_channels, 1, stride),
+                                              seq_bn(out_channels, BN_INIT))
+        self.memory = "default"  # what the backward keeps: snnres.layers.memory_plan
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        r = self.bn1(self.conv1(self.neuron1(x_seq)))
-        r = self.last_bn(self.conv2(self.neuron2(r)))
+        s = self.neuron1(x_seq)
+        r = conv_norm_neuron(s, self.conv1, self.bn1, self.neuron2, memory=self.memory,
+                             max_count=spike_count_bound(self.neuron1))
+        r = conv_norm_neuron(r, self.conv2, self.last_bn, memory=self.memory, max_count=spike_count_bound(self.neuron2))
         return r + self.shortcut(x_seq)
 
 
@@ -66,12 +70,12 @@ def ms_resnet(num_classes: int = 1000, T: int = 4, in_channels: int = 3, blocks=
     neuron = with_backend(neuron or preset_neuron(ms_neuron, convention), backend)
     w0 = widths[0]
     if stem == "conv7":  # ImageNet 18/34: conv7x7/2 + BN, no max-pool
-        stem_module = nn.Sequential(seq_conv(in_channels, w0, 7, 2), seq_bn(w0, BN_INIT))
+        stem_module = SpikingSequential(seq_conv(in_channels, w0, 7, 2), seq_bn(w0, BN_INIT))
     elif stem == "conv3x3-3":  # ImageNet 104: three conv3x3 with bias (the first stride 2) + one BN
-        stem_module = nn.Sequential(SeqToANN(nn.Conv2d(in_channels, w0, 3, 2, 1), nn.Conv2d(w0, w0, 3, 1, 1),
-                                             nn.Conv2d(w0, w0, 3, 1, 1)), seq_bn(w0, BN_INIT))
+        stem_module = SpikingSequential(SeqToANN(nn.Conv2d(in_channels, w0, 3, 2, 1), nn.Conv2d(w0, w0, 3, 1, 1),
+                                                 nn.Conv2d(w0, w0, 3, 1, 1)), seq_bn(w0, BN_INIT))
     elif stem == "conv3":  # CIFAR: conv3x3 + BN
-        stem_module = nn.Sequential(seq_conv(in_channels, w0, 3, 1), seq_bn(w0, BN_INIT))
+        stem_module = SpikingSequential(seq_conv(in_channels, w0, 3, 1), seq_bn(w0, BN_INIT))
     else:
         raise ValueError(f"unknown stem {stem!r}: expected conv7, conv3x3-3 or conv3")
     stages, channels = build_stages(widths, blocks, strides, w0, lambda i, o, s: MembraneShortcutBlock(

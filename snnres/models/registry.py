@@ -12,6 +12,8 @@ from typing import Callable
 
 from torch import nn
 
+from ..layers import check_memory, set_memory
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _FAMILIES: dict[str, tuple[Callable[[int], dict], Callable[..., nn.Module], tuple[int, ...]]] = {}
 
@@ -40,22 +42,27 @@ def list_models() -> list[str]:
     return sorted(names)
 
 
-def create_model(name: str, num_classes: int = 10, T: int = 4, in_channels: int = 3, **kwargs) -> nn.Module:
+def create_model(name: str, num_classes: int = 10, T: int = 4, in_channels: int = 3, memory: str = "default",
+                 **kwargs) -> nn.Module:
     """Build a registered architecture by name (lower-case, dash-separated).
 
     The MS-ResNet (``ms-resnet*``) and DS-ResNet (``ds-resnet*``) presets follow the authors' code
     by default (``convention="official"``): their neurons fire on ``u > V_th``, and DS-ResNet's tdBN
     divides by ``sqrt(var) + eps`` and learns the authors' ``lambda``. ``convention="spikingjelly"``
     gives SpikingJelly's ``u >= V_th`` and its tdBN (``sqrt(var + eps)``, learning ``gamma``).
-    ``kwargs`` go to the builder (``widths``, ``first_stride``, ``backend``, ``neuron``, ...).
+    ``memory``: what training keeps for the backward (``snnres.layers.memory_plan``): "default"
+    (spikes as bits/bytes, BN + neuron keep BN's input), "lean" (each conv unit keeps only its
+    input and is recomputed in the backward) or "reference" (plain autograd); the same results in
+    all. ``kwargs`` go to the builder (``widths``, ``first_stride``, ``backend``, ``neuron``, ...).
     """
+    check_memory(memory)
     if name in _MODELS:
-        return _MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, **kwargs)
+        return set_memory(_MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, **kwargs), memory)
     match = re.fullmatch(r"(.*?)(\d+)", name)
     if match and match.group(1) in _FAMILIES:
         parse, builder, _ = _FAMILIES[match.group(1)]
         args = parse(int(match.group(2)))
-        return builder(num_classes=num_classes, T=T, in_channels=in_channels, **args, **kwargs)
+        return set_memory(builder(num_classes=num_classes, T=T, in_channels=in_channels, **args, **kwargs), memory)
     close = difflib.get_close_matches(name, list_models(), n=4, cutoff=0.5)
     hint = f" Close matches: {', '.join(close)}." if close else ""
     raise ValueError(f"unknown model {name!r}.{hint} `snnres models` lists them all.")

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..layers import SeqToANN, seq_bn, seq_conv
+from ..layers import SeqToANN, SpikingSequential, seq_bn, seq_conv
 from .common import (SpikingHead, SpikingNet, build_stages, if_neuron, kaiming_init, mlf_neuron, ms_neuron,
                      with_backend, zero_init_last_bn)
 from .registry import cifar_blocks, register_family
@@ -53,15 +53,34 @@ class SpikeElementWiseBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, stride: int, kind: str, neuron, connect: str | None):
         super().__init__()
         layers, self.out_channels = _branch(in_ch, out_ch, stride, kind, neuron)
-        self.branch = nn.Sequential(*layers)
+        self.branch = SpikingSequential(*layers)
         self.connect = connect
         if connect is None:
             self.shortcut = None
         elif stride == 1 and in_ch == self.out_channels:
             self.shortcut = nn.Identity()
         else:
-            self.shortcut = nn.Sequential(seq_conv(in_ch, self.out_channels, 1, stride), seq_bn(self.out_channels),
-                                          neuron())
+            self.shortcut = SpikingSequential(seq_conv(in_ch, self.out_channels, 1, stride),
+                                              seq_bn(self.out_channels), neuron())
+
+    def count_bound(self, in_max_count: int | None) -> int | None:
+        """Record the input's spike-count bound; return the output's (``None``: not whole numbers >= 0)."""
+        self.branch.in_max_count = in_max_count
+        a = self.branch.out_max_count
+        if self.shortcut is None:
+            return a
+        if isinstance(self.shortcut, SpikingSequential):
+            self.shortcut.in_max_count = in_max_count
+            s = self.shortcut.out_max_count
+        else:
+            s = in_max_count
+        if a is None or s is None:
+            return None
+        if self.connect == "ADD":
+            return a + s
+        if self.connect == "AND":
+            return a * s
+        return s if a <= 1 else None  # IAND: (1 - A) S is negative where A > 1
 
     @property
     def last_bn(self) -> nn.Module:
@@ -89,12 +108,12 @@ def sew_style_resnet(num_classes: int, T: int, in_channels: int, layout: str, bl
     if layout == "imagenet":
         widths = widths or (64, 128, 256, 512)
         strides = (1, 2, 2, 2)
-        stem = nn.Sequential(seq_conv(in_channels, widths[0], 7, 2), seq_bn(widths[0]), neuron_fn(),
-                             SeqToANN(nn.MaxPool2d(3, 2, 1)))
+        stem = SpikingSequential(seq_conv(in_channels, widths[0], 7, 2), seq_bn(widths[0]), neuron_fn(),
+                                 SeqToANN(nn.MaxPool2d(3, 2, 1)))
     else:
         widths = widths or (16, 32, 64)
         strides = (first_stride, 2, 2)
-        stem = nn.Sequential(seq_conv(in_channels, widths[0], 3), seq_bn(widths[0]), neuron_fn())
+        stem = SpikingSequential(seq_conv(in_channels, widths[0], 3), seq_bn(widths[0]), neuron_fn())
     stages, channels = build_stages(widths, blocks, strides, widths[0], lambda i, o, s: SpikeElementWiseBlock(
         i, o, s, kind, neuron_fn, connect))
     model = SpikingNet(stem, stages, SpikingHead(channels, num_classes, None), T, in_channels)

@@ -149,6 +149,27 @@ def run_neuron(
     return get_backend(backend, x_seq).run(x_seq, v, tau, params)
 
 
+def run_neuron_input_grad(
+    x_seq: torch.Tensor,
+    grad_spikes: torch.Tensor,
+    tau: float | torch.Tensor,
+    params: NeuronParams,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The backward of a run from rest, from its input alone: ``(dL/dx_seq, dL/dtau)``.
+
+    ``grad_spikes`` is ``dL/dspikes`` of ``run_neuron(x_seq, None, tau, params)``. The fused
+    backends recompute the membrane potentials from ``x_seq`` inside their backward kernel; the
+    torch reference runs again under autograd. ``dL/dtau`` is a tensor like ``tau`` when ``tau`` is
+    a tensor that requires grad, else None.
+    """
+    need_tau = isinstance(tau, torch.Tensor) and tau.requires_grad
+    grad_x, grad_tau = get_backend(backend, x_seq).input_grad(x_seq, grad_spikes, tau, params, need_tau)
+    if grad_tau is not None:
+        grad_tau = torch.full_like(tau.detach(), float(grad_tau))
+    return grad_x, grad_tau
+
+
 def lif(
     x_seq: torch.Tensor,
     v: torch.Tensor | None = None,

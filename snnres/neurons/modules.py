@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .functional import NeuronParams, lif_state_as_levels, mlf_thresholds, run_neuron
+from .functional import NeuronParams, lif_state_as_levels, mlf_thresholds, run_neuron, run_neuron_input_grad
 
 
 class SpikingNeuron(nn.Module):
@@ -49,6 +49,25 @@ class SpikingNeuron(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         """``x_seq [T, ...]`` -> spikes ``[T, ...]``, same dtype and device, starting from rest."""
         return self.run(x_seq)[0]
+
+    @property
+    def max_count(self) -> int:
+        """The largest value a step's output takes: the number of levels (spikes are 0..levels)."""
+        return self.params.levels
+
+    def input_grad(self, x_seq: torch.Tensor, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """The backward of ``self(x_seq)`` from ``x_seq`` alone: ``(dL/dx_seq, dL/dp for p in
+        self.parameters())`` given ``dL/dspikes``. Layers that keep a neuron's input (or recompute
+        it) instead of its autograd graph call this in their backward."""
+        tau = self.tau
+        if self.tau_logit is None:
+            return run_neuron_input_grad(x_seq, grad_spikes, tau, self.params, self.backend)[0], ()
+        with torch.enable_grad():
+            tau = self.tau
+            grad_x, grad_tau = run_neuron_input_grad(x_seq, grad_spikes, tau, self.params, self.backend)
+            if grad_tau is None:
+                return grad_x, (None,)
+            return grad_x, torch.autograd.grad(tau, self.tau_logit, grad_tau)
 
     def extra_repr(self) -> str:
         p = self.params

@@ -69,12 +69,15 @@ class TrainConfig(OptionRecord):
     save_every: int | None = None         # also write last.pt every N steps (a crash loses less)
     on_nonfinite: str = "stop"            # stop | skip: a step whose loss or gradients are NaN/inf
     spike_table: str = "stages"           # stages | layers: the spike summary at the end
+    memory: str = "default"               # default | lean | reference: what the backward keeps (layers.memory_plan)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
+        from ..layers.memory_plan import MEMORY_MODES
+
         choices = {"optimizer": ("sgd", "adamw"), "amp_dtype": ("bf16", "fp16"), "on_nonfinite": ("stop", "skip"),
-                   "spike_table": ("stages", "layers")}
+                   "spike_table": ("stages", "layers"), "memory": MEMORY_MODES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")

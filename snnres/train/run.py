@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..layers import sync_batchnorm
+from ..layers import set_memory, sync_batchnorm
 from . import distributed
 from .checkpoint import (MODEL_ARGS_FORMAT, CheckpointError, build_model, load_initial_weights, load_state_into,
                          read_checkpoint, rng_state, set_rng_state)
@@ -131,7 +131,7 @@ class _Run:
         self.data = make_loaders(cfg, self.dist)
         self.model_args = state["model_args"] if state else {"arch": cfg.arch, **self.data.shape,
                                                              "kwargs": dict(cfg.model_kwargs), "format": MODEL_ARGS_FORMAT}
-        model = build_model(self.model_args).to(self.device)
+        model = set_memory(build_model(self.model_args), cfg.memory).to(self.device)
         if state:
             load_state_into(model, state["model"], cfg.resume, self.model_args["arch"])
         elif init:

@@ -1,7 +1,9 @@
 """Neuron backends: one table, one signature.
 
 Each backend module has ``run(x_seq, v, tau, params) -> (spikes, v_last)`` with ``x_seq [T, ...]``,
-``v [levels, ...]`` and ``params`` a ``NeuronParams``, plus ``available() -> str | None``
+``v [levels, ...]`` and ``params`` a ``NeuronParams``; ``input_grad(x_seq, grad_spikes, tau, params,
+need_tau) -> (grad_x, grad_tau | None)``, the gradient of a run from rest computed from its input
+alone (for layers that keep the neuron's input instead of its autograd graph); and ``available() -> str | None``
 (None when usable, else the reason and what to install). Modules are imported lazily, so a
 missing numba or CuPy costs nothing until that backend is asked for.
 """

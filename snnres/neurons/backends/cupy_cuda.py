@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..surrogate import surrogate_id
-from .fused import rest_state, run_fused
+from .fused import input_grad_fused, rest_state, run_fused
 
 THREADS = 256
 MAX_T_IN_REGISTERS = 16  # the backward keeps H in registers up to this many steps
@@ -136,3 +136,8 @@ def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool
 def run(x_seq: torch.Tensor, v: torch.Tensor, tau, params):
     compute = None if x_seq.dtype in (torch.float32, torch.float16) else torch.float32
     return run_fused(sys.modules[__name__], x_seq, v, tau, params, compute)
+
+
+def input_grad(x_seq: torch.Tensor, grad_spikes: torch.Tensor, tau, params, need_tau: bool):
+    compute = None if x_seq.dtype in (torch.float32, torch.float16) else torch.float32
+    return input_grad_fused(sys.modules[__name__], x_seq, grad_spikes, tau, params, need_tau, compute)

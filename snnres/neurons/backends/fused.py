@@ -53,6 +53,24 @@ def rest_state(x2d: torch.Tensor, params) -> torch.Tensor:
     return torch.full((params.levels, x2d.shape[1]), params.rest, dtype=x2d.dtype, device=x2d.device)
 
 
+def _as_rows(t: torch.Tensor, compute_dtype: torch.dtype | None) -> torch.Tensor:
+    """``[T, ...]`` as a contiguous ``[T, N]`` in the kernels' dtype (a copy only where needed)."""
+    if compute_dtype is not None and t.dtype != compute_dtype:
+        t = t.to(compute_dtype)
+    return t.reshape(t.shape[0], -1).contiguous()
+
+
+@torch.compiler.disable
+def input_grad_fused(kernels: ModuleType, x_seq: torch.Tensor, grad_spikes: torch.Tensor, tau, params,
+                     need_tau: bool, compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, float | None]:
+    """The backward kernel alone, for a run from rest: ``(dL/dx_seq, dL/dtau or None)`` given
+    ``dL/dspikes``. A caller that kept only the neuron's input (or can recompute it) needs nothing else."""
+    tau_value = float(tau.detach()) if isinstance(tau, torch.Tensor) else float(tau)
+    grad_x, _, grad_tau = kernels.backward(_as_rows(x_seq.detach(), compute_dtype), None,
+                                           _as_rows(grad_spikes, compute_dtype), None, tau_value, params, need_tau)
+    return grad_x.reshape(x_seq.shape).to(x_seq.dtype), grad_tau
+
+
 @torch.compiler.disable  # numba / CuPy launches are opaque to dynamo: a graph break around them
 def run_fused(kernels: ModuleType, x_seq: torch.Tensor, v: torch.Tensor | None, tau, params,
               compute_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:

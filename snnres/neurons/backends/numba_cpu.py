@@ -26,7 +26,7 @@ import sys
 import numpy as np
 import torch
 
-from .fused import run_fused
+from .fused import input_grad_fused, run_fused
 
 MAX_BLOCK = 32768  # neurons per work item: rows of 128 KiB (fp32) per time step
 MIN_BLOCK = 1024
@@ -303,3 +303,8 @@ def backward(x, v0, grad_spikes, grad_v_last, tau: float, params, need_tau: bool
 def run(x_seq: torch.Tensor, v: torch.Tensor | None, tau, params):
     compute = None if x_seq.dtype in _NUMPY_DTYPES else torch.float32
     return run_fused(sys.modules[__name__], x_seq, v, tau, params, compute)
+
+
+def input_grad(x_seq: torch.Tensor, grad_spikes: torch.Tensor, tau, params, need_tau: bool):
+    compute = None if x_seq.dtype in _NUMPY_DTYPES else torch.float32
+    return input_grad_fused(sys.modules[__name__], x_seq, grad_spikes, tau, params, need_tau, compute)

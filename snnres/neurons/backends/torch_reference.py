@@ -39,3 +39,13 @@ def run(x_seq: torch.Tensor, v: torch.Tensor | None, tau, params) -> tuple[torch
             total = s if total is None else total + s
         spikes.append(total)
     return torch.stack(spikes), torch.stack(levels)
+
+
+def input_grad(x_seq: torch.Tensor, grad_spikes: torch.Tensor, tau, params, need_tau: bool):
+    """The reference run again from ``x_seq``, differentiated by autograd."""
+    x = x_seq.detach().requires_grad_()
+    tau_leaf = tau.detach().requires_grad_() if need_tau else tau  # need_tau: tau is a tensor
+    with torch.enable_grad():
+        spikes, _ = run(x, None, tau_leaf, params)
+        grads = torch.autograd.grad(spikes, (x, tau_leaf) if need_tau else (x,), grad_spikes)
+    return grads[0], float(grads[1]) if need_tau else None
